@@ -1,0 +1,225 @@
+"""The app factory: every service's ``main.py`` describes itself and calls :func:`create_app`.
+
+The factory wires the shared mechanisms the same way everywhere: settings, database, bus,
+outbox relay, inbox consumer, auth, problem+json errors, Idempotency-Key, health and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import MetaData, delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .auth import Authenticator
+from .bus import Bus
+from .db import Database, PlatformTables, utcnow
+from .errors import install_error_handlers
+from .events import CloudEvent, EventPayload, dlq_topic, make_event
+from .idempotency import IdempotencyMiddleware
+from .inbox import Handler, InboxConsumer
+from .observability import RequestContextMiddleware, configure_logging, metrics_endpoint
+from .outbox import OutboxRelay, record
+from .settings import ServiceSettings
+
+log = logging.getLogger("gridgov.app")
+
+
+@dataclass
+class ServiceContext:
+    """What a running service holds; reachable from routes as ``request.app.state.ctx``."""
+
+    settings: ServiceSettings
+    db: Database
+    tables: PlatformTables
+    bus: Bus
+    relay: OutboxRelay
+    consumer: InboxConsumer | None
+    state: dict[str, Any] = field(default_factory=dict)
+
+    async def publish(
+        self,
+        session: AsyncSession,
+        payload: EventPayload,
+        *,
+        subject: str,
+        gridcode: str | None = None,
+    ) -> CloudEvent:
+        """Record ``payload`` as an event in the caller's transaction (the outbox)."""
+        evt = make_event(
+            payload, source=self.settings.service_name, subject=subject, gridcode=gridcode
+        )
+        await record(session, self.tables, evt)
+        return evt
+
+
+Worker = Callable[[ServiceContext], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class ServiceDefinition:
+    settings: ServiceSettings
+    metadata: MetaData
+    tables: PlatformTables
+    routers: list[APIRouter]
+    title: str
+    description: str = ""
+    produces: list[str] = field(default_factory=list)
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    # Long-running background loops (schedulers, delivery workers), started after the database.
+    workers: list[Worker] = field(default_factory=list)
+    # Run once at start, before serving (e.g. warm an in-memory index from the database).
+    on_startup: list[Worker] = field(default_factory=list)
+
+
+def create_app(defn: ServiceDefinition) -> FastAPI:
+    settings = defn.settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.service_name, settings.log_level, settings.log_json)
+        db = Database(settings.resolved_database_url(), defn.metadata)
+        if settings.create_schema:
+            await db.create_schema()
+        bus = Bus(settings.kafka_bootstrap_servers, settings.service_name)
+        consumer = None
+        if defn.handlers:
+            consumer = InboxConsumer(
+                db,
+                defn.tables,
+                bus,
+                settings.service_name,
+                defn.handlers,
+                max_attempts=settings.consumer_max_attempts,
+            )
+        topics = list(defn.produces)
+        if consumer is not None:
+            topics += consumer.topics
+            topics += [dlq_topic(t, settings.service_name) for t in consumer.topics]
+
+        async def ensure_topics() -> None:
+            await bus.ensure_topics(
+                topics, settings.topic_partitions, settings.topic_replication_factor
+            )
+
+        relay = OutboxRelay(
+            db,
+            defn.tables,
+            bus,
+            settings.service_name,
+            poll_seconds=settings.outbox_poll_seconds,
+            batch_size=settings.outbox_batch_size,
+            ensure_topics=ensure_topics,
+        )
+        ctx = ServiceContext(settings, db, defn.tables, bus, relay, consumer)
+        app.state.ctx = ctx
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for hook in defn.on_startup:
+                await hook(ctx)
+            tasks.append(
+                asyncio.create_task(_retry("creating topics", ensure_topics), name="topics")
+            )
+            tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+            if consumer is not None:
+                tasks.append(asyncio.create_task(consumer.run(), name="inbox"))
+            tasks.append(asyncio.create_task(_sweep_idempotency(ctx), name="idempotency-sweep"))
+            for worker in defn.workers:
+                tasks.append(
+                    asyncio.create_task(worker(ctx), name=getattr(worker, "__name__", "w"))
+                )
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await bus.close()
+            await db.dispose()
+
+    app = FastAPI(
+        title=defn.title,
+        description=defn.description,
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.authenticator = Authenticator(settings)
+    install_error_handlers(app)
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    app.include_router(_health_router())
+    for router in defn.routers:
+        app.include_router(router)
+    return app
+
+
+async def _retry(what: str, action: Callable[[], Awaitable[None]]) -> None:
+    """Run ``action`` until it succeeds (e.g. while the broker is still starting)."""
+    delay = 0.5
+    while True:
+        try:
+            await action()
+            return
+        except Exception as exc:
+            log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+async def _sweep_idempotency(ctx: ServiceContext) -> None:
+    table = ctx.tables.idempotency
+    while True:
+        cutoff = utcnow() - timedelta(hours=ctx.settings.idempotency_ttl_hours)
+        try:
+            async with ctx.db.transaction() as session:
+                await session.execute(delete(table).where(table.c.started_at < cutoff))
+        except Exception as exc:
+            log.warning("idempotency sweep failed: %s", exc)
+        await asyncio.sleep(3600)
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="Liveness: the process is serving")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Readiness: database and broker reachable")
+    async def readyz(request: Request) -> JSONResponse:
+        ctx: ServiceContext = request.app.state.ctx
+        checks: dict[str, str] = {}
+        for name, probe in (("database", ctx.db.ping), ("broker", ctx.bus.ping)):
+            try:
+                await asyncio.wait_for(probe(), 3.0)
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"unavailable: {type(exc).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    router.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    return router
+
+
+def get_ctx(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ServiceContext, Depends(get_ctx)]

@@ -1,0 +1,242 @@
+"""Async database handling shared by every service: SQLite (embedded) and PostgreSQL/PostGIS.
+
+Each service declares its own ``Base`` with :func:`service_base`; the platform tables (outbox,
+inbox, idempotency keys, leases) are added to that metadata so they live in the service's own
+database and commit in the same transactions as its domain rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import shapely
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    event,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, Session
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for long-lived tables.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends (SQLite drops the offset otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Geometry(TypeDecorator[Any]):
+    """A shapely geometry in WGS-84: PostGIS ``geometry(…, 4326)`` on PostgreSQL, WKB on SQLite.
+
+    One model and one code path serve both backends; spatial queries on PostgreSQL can use
+    PostGIS functions on the column, and hot lookups use the in-memory index anyway.
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def __init__(self, geometry_type: str = "GEOMETRY") -> None:
+        super().__init__()
+        self.geometry_type = geometry_type
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            from geoalchemy2 import Geometry as PostGISGeometry
+
+            return dialect.type_descriptor(
+                PostGISGeometry(geometry_type=self.geometry_type, srid=4326, spatial_index=False)
+            )
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "postgresql":
+            from geoalchemy2.shape import from_shape
+
+            return from_shape(value, srid=4326)
+        return shapely.to_wkb(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "postgresql":
+            from geoalchemy2.shape import to_shape
+
+            return to_shape(value)
+        return shapely.from_wkb(value)
+
+
+def gist_index(name: str, column: str) -> Index:
+    """A GiST index on PostgreSQL; SQLite has no spatial index and does not need one here."""
+    return Index(name, column, postgresql_using="gist").ddl_if(dialect="postgresql")
+
+
+class PlatformTables:
+    """Tables every service keeps for the shared mechanisms."""
+
+    def __init__(self, metadata: MetaData) -> None:
+        self.outbox = Table(
+            "outbox",
+            metadata,
+            Column("id", BigId, primary_key=True, autoincrement=True),
+            Column("event_id", String(64), nullable=False, unique=True),
+            Column("topic", String(200), nullable=False),
+            Column("key", String(200), nullable=False),
+            Column("body", Text, nullable=False),
+            Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+            Column("sent_at", UTCDateTime, nullable=True),
+            Index(
+                "ix_outbox_unsent",
+                "id",
+                postgresql_where=text("sent_at IS NULL"),
+                sqlite_where=text("sent_at IS NULL"),
+            ),
+        )
+        self.inbox = Table(
+            "inbox",
+            metadata,
+            Column("event_id", String(64), primary_key=True),
+            Column("topic", String(200), nullable=False),
+            Column("type", String(200), nullable=False),
+            Column("processed_at", UTCDateTime, nullable=False, default=utcnow),
+        )
+        self.idempotency = Table(
+            "idempotency_keys",
+            metadata,
+            Column("principal", String(200), primary_key=True),
+            Column("key", String(255), primary_key=True),
+            Column("request_hash", String(64), nullable=False),
+            Column("started_at", UTCDateTime, nullable=False),
+            Column("status_code", Integer, nullable=True),
+            Column("content_type", String(200), nullable=True),
+            Column("location", String(500), nullable=True),
+            Column("body", LargeBinary, nullable=True),
+        )
+        self.leases = Table(
+            "leases",
+            metadata,
+            Column("name", String(100), primary_key=True),
+            Column("holder", String(100), nullable=False),
+            Column("expires_at", UTCDateTime, nullable=False),
+        )
+
+
+def service_base() -> tuple[type[DeclarativeBase], PlatformTables]:
+    """A fresh declarative base for one service, with the platform tables on its metadata."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    return Base, PlatformTables(Base.metadata)
+
+
+class Database:
+    """Engine and session factory for one service's database."""
+
+    def __init__(self, url: str, metadata: MetaData, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.metadata = metadata
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
+        if not self.is_sqlite:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+
+        # A session class of our own, so commit hooks stay with this database only.
+        class _Session(Session):
+            pass
+
+        self._commit_hooks: list[Callable[[Session], None]] = []
+        event.listen(_Session, "after_commit", self._after_commit)
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=_Session
+        )
+
+    def on_commit(self, hook: Callable[[Session], None]) -> None:
+        self._commit_hooks.append(hook)
+
+    def _after_commit(self, session: Session) -> None:
+        for hook in self._commit_hooks:
+            hook(session)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits on success, rolls back on any exception."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def create_schema(self) -> None:
+        async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                await conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+            await conn.run_sync(self.metadata.create_all)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy control transactions; WAL lets readers run beside the single writer.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # BEGIN IMMEDIATE takes the write lock up front: two deferred transactions that both
+        # upgrade to writing would otherwise fail with "database is locked" instead of waiting.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,165 @@
+"""The embedded run: a local broker and the four services as separate processes.
+
+Ports are fixed so URLs are stable: broker 9092, grid 8101, inspection 8102, population 8103,
+notify 8104. A pid file under ``var/`` stops a second run from starting over the first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from .settings import VAR_DIR
+from .testing import Broker, wait_for_port
+
+BROKER_PORT = int(os.environ.get("GRIDGOV_BROKER_PORT", "9092"))
+SERVICES: list[tuple[str, str, int]] = [
+    ("grid-svc", "gridgov_grid.main:app", 8101),
+    ("inspection-svc", "gridgov_inspection.main:app", 8102),
+    ("population-svc", "gridgov_population.main:app", 8103),
+    ("notify-svc", "gridgov_notify.main:app", 8104),
+]
+PID_FILE = VAR_DIR / "gridgov-run.pid"
+
+
+def _already_running() -> int | None:
+    try:
+        pid = int(PID_FILE.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return None
+    return pid
+
+
+def _port_busy(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def run(demo: bool = True) -> int:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    pid = _already_running()
+    if pid is not None:
+        print(
+            f"gridgov is already running (pid {pid}); stop it with Ctrl-C in its terminal "
+            f"or `kill {pid}`.",
+            file=sys.stderr,
+        )
+        return 1
+    busy = [p for p in [BROKER_PORT] + [s[2] for s in SERVICES] if _port_busy(p)]
+    if busy:
+        print(
+            f"cannot start: port(s) {', '.join(map(str, busy))} already in use on 127.0.0.1",
+            file=sys.stderr,
+        )
+        return 1
+    PID_FILE.write_text(str(os.getpid()))
+    logs = VAR_DIR / "logs"
+    logs.mkdir(exist_ok=True)
+    broker = Broker(BROKER_PORT, log_path=logs / "broker.log")
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        broker.start()
+        env = dict(os.environ)
+        env.setdefault("GRIDGOV_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
+        env.setdefault("GRIDGOV_LOAD_DEMO", "true" if demo else "false")
+        for name, target, port in SERVICES:
+            log = open(logs / f"{name}.log", "ab")
+            children.append(
+                (
+                    name,
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "uvicorn",
+                            target,
+                            "--host",
+                            "127.0.0.1",
+                            "--port",
+                            str(port),
+                            "--no-access-log",
+                        ],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    ),
+                )
+            )
+        for (name, proc), (_, _, port) in zip(children, SERVICES, strict=True):
+            _wait_ready(name, proc, port, lambda: stopping)
+        _print_banner(broker.bootstrap, logs)
+        while not stopping:
+            for name, proc in children:
+                if proc.poll() is not None:
+                    print(
+                        f"{name} exited with code {proc.returncode}; see {logs / name}.log",
+                        file=sys.stderr,
+                    )
+                    stopping = True
+            time.sleep(0.5)
+        return 0
+    except (TimeoutError, RuntimeError) as exc:
+        print(f"start-up failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("\nstopping gridgov…")
+        for _, proc in reversed(children):
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        for _, proc in children:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        broker.stop()
+        PID_FILE.unlink(missing_ok=True)
+        print("stopped.")
+
+
+def _wait_ready(
+    name: str, proc: subprocess.Popen[bytes], port: int, stopping: object, timeout: float = 90.0
+) -> None:
+    wait_for_port(port, timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited during start-up (code {proc.returncode})")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                print(f"  {name:<15} ready")
+                return
+        time.sleep(0.3)
+    raise TimeoutError(f"{name} not ready after {timeout:.0f}s")
+
+
+def _print_banner(bootstrap: str, logs: Path) -> None:
+    print("\ngridgov is running (embedded default: Tansu broker + SQLite under var/)\n")
+    print(f"  broker           {bootstrap}")
+    for name, _, port in SERVICES:
+        print(f"  {name:<16} http://127.0.0.1:{port}   API docs: http://127.0.0.1:{port}/docs")
+    print(f"\n  logs             {logs}/")
+    print("  token            .venv/bin/gridgov token --role admin --scope 440306")
+    print("\nPress Ctrl-C to stop.")

@@ -1,0 +1,1 @@
+"""Payloads on ``inspection.v1`` (published by inspection-svc, keyed by grid code)."""

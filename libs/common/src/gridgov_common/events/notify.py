@@ -1,0 +1,1 @@
+"""Payloads on ``notify.v1`` (published by notify-svc, keyed by grid code)."""

@@ -1,0 +1,193 @@
+"""Inbox consumer runner: exactly-once effect on top of at-least-once delivery.
+
+A handler is registered per event type. For each message the handler's writes and the inbox
+row (keyed by event id) commit in one transaction, so a redelivered event has no second
+effect. A message that keeps failing goes to ``<topic>.dlq.<group>`` with its error and the
+consumer moves on; one that cannot even be parsed goes there at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from prometheus_client import Counter
+from pydantic import ValidationError
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .bus import Bus
+from .db import Database, PlatformTables, utcnow
+from .events import CloudEvent, EventPayload, dlq_topic
+from .events.envelope import REGISTRY
+
+log = logging.getLogger("gridgov.inbox")
+
+Handler = Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
+
+CONSUMED = Counter(
+    "gridgov_events_consumed_total", "Events handled by the inbox", ["service", "type", "outcome"]
+)
+
+
+class PoisonMessage(Exception):
+    """A message that can never be handled (unparseable); straight to the DLQ."""
+
+
+class InboxConsumer:
+    def __init__(
+        self,
+        db: Database,
+        tables: PlatformTables,
+        bus: Bus,
+        group: str,
+        handlers: dict[str, Handler],
+        *,
+        max_attempts: int = 5,
+        retry_base_seconds: float = 0.2,
+    ) -> None:
+        unknown = [t for t in handlers if t not in REGISTRY]
+        if unknown:
+            raise ValueError(f"handlers for unregistered event types: {unknown}")
+        self.db = db
+        self.tables = tables
+        self.bus = bus
+        self.group = group
+        self.handlers = handlers
+        self.max_attempts = max_attempts
+        self.retry_base_seconds = retry_base_seconds
+        self.topics = sorted({REGISTRY[t].topic for t in handlers})
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            consumer = AIOKafkaConsumer(
+                *self.topics,
+                bootstrap_servers=self.bus.bootstrap_servers,
+                group_id=self.group,
+                client_id=f"{self.group}-consumer",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_uncommitted",
+            )
+            try:
+                await consumer.start()
+                backoff = 0.5
+                await self._consume(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer %s failed, restarting in %.1fs: %s", self.group, backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                try:
+                    await consumer.stop()
+                except Exception:
+                    log.debug("consumer stop failed", exc_info=True)
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=200)
+            self.ready.set()
+            for tp, messages in batches.items():
+                for message in messages:
+                    await self.process(message)
+                    # Commit per message: a crash later replays at most what was not committed,
+                    # and the inbox makes that replay harmless.
+                    await consumer.commit(
+                        {TopicPartition(tp.topic, tp.partition): message.offset + 1}
+                    )
+
+    async def process(self, message: ConsumerRecord) -> None:
+        try:
+            evt, payload = self._parse(message.value)
+        except PoisonMessage as exc:
+            await self._dead_letter(message, f"unparseable event: {exc}", attempts=0)
+            return
+        handler = self.handlers.get(evt.type)
+        if handler is None:
+            return  # not an event this service cares about
+        error = ""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                outcome = await self._handle_once(evt, payload, handler, message.topic)
+                CONSUMED.labels(self.group, evt.type, outcome).inc()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "handler for %s failed (attempt %d/%d): %s",
+                    evt.type,
+                    attempt,
+                    self.max_attempts,
+                    error,
+                    extra={"event_id": evt.id},
+                )
+                if attempt < self.max_attempts:
+                    await asyncio.sleep(self.retry_base_seconds * 2 ** (attempt - 1))
+        CONSUMED.labels(self.group, evt.type, "dead_lettered").inc()
+        await self._dead_letter(message, error, attempts=self.max_attempts, event_id=evt.id)
+
+    def _parse(self, value: bytes | None) -> tuple[CloudEvent, EventPayload | None]:
+        if value is None:
+            raise PoisonMessage("empty message")
+        try:
+            evt = CloudEvent.model_validate_json(value)
+        except ValidationError as exc:
+            raise PoisonMessage(_short(exc)) from exc
+        spec = REGISTRY.get(evt.type)
+        if spec is None or evt.type not in self.handlers:
+            return evt, None
+        try:
+            return evt, spec.payload.model_validate(evt.data)
+        except ValidationError as exc:
+            raise PoisonMessage(f"{evt.type} payload invalid: {_short(exc)}") from exc
+
+    async def _handle_once(
+        self, evt: CloudEvent, payload: Any, handler: Handler, topic: str
+    ) -> str:
+        inbox = self.tables.inbox
+        async with self.db.transaction() as session:
+            seen = await session.scalar(select(inbox.c.event_id).where(inbox.c.event_id == evt.id))
+            if seen is not None:
+                return "duplicate"
+            await handler(session, evt, payload)
+            await session.execute(
+                insert(inbox).values(
+                    event_id=evt.id, topic=topic, type=evt.type, processed_at=utcnow()
+                )
+            )
+        return "handled"
+
+    async def _dead_letter(
+        self, message: ConsumerRecord, error: str, *, attempts: int, event_id: str | None = None
+    ) -> None:
+        topic = dlq_topic(message.topic, self.group)
+        headers = [
+            ("gridgov-error", error[:2000].encode()),
+            ("gridgov-attempts", str(attempts).encode()),
+            ("gridgov-source-topic", message.topic.encode()),
+            ("gridgov-source-partition", str(message.partition).encode()),
+            ("gridgov-source-offset", str(message.offset).encode()),
+        ]
+        if event_id:
+            headers.append(("gridgov-event-id", event_id.encode()))
+        key = message.key.decode(errors="replace") if message.key else (event_id or "")
+        log.error("event dead-lettered to %s: %s", topic, error, extra={"event_id": event_id})
+        # If this publish fails the exception restarts the consumer without committing, so the
+        # message is retried rather than lost.
+        await self.bus.publish(topic, key, message.value or b"", headers=headers)
+
+
+def _short(exc: ValidationError) -> str:
+    return json.dumps(exc.errors(include_url=False, include_context=False, include_input=False))[
+        :1000
+    ]

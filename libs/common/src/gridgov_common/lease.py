@@ -1,0 +1,66 @@
+"""Leases: at most one replica runs a singleton job (outbox relay, schedulers) at a time.
+
+A row per job holds the current holder and an expiry; a holder renews it each round, and
+another replica takes over once it has expired. Works the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import insert, or_, update
+from sqlalchemy.exc import IntegrityError
+
+from .db import Database, PlatformTables, utcnow
+
+REPLICA_ID = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Lease:
+    def __init__(
+        self,
+        db: Database,
+        tables: PlatformTables,
+        name: str,
+        ttl: timedelta = timedelta(seconds=15),
+        holder: str = REPLICA_ID,
+    ) -> None:
+        self.db = db
+        self.table = tables.leases
+        self.name = name
+        self.ttl = ttl
+        self.holder = holder
+
+    async def acquire(self) -> bool:
+        """Take or renew the lease; True while this replica holds it."""
+        now = utcnow()
+        t = self.table
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(t)
+                .where(t.c.name == self.name)
+                .where(or_(t.c.holder == self.holder, t.c.expires_at < now))
+                .values(holder=self.holder, expires_at=now + self.ttl)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                return True
+        try:
+            async with self.db.transaction() as session:
+                await session.execute(
+                    insert(t).values(name=self.name, holder=self.holder, expires_at=now + self.ttl)
+                )
+            return True
+        except IntegrityError:
+            return False
+
+    async def release(self) -> None:
+        t = self.table
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(t)
+                .where(t.c.name == self.name, t.c.holder == self.holder)
+                .values(expires_at=utcnow())
+            )

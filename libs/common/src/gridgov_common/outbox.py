@@ -1,0 +1,154 @@
+"""Transactional outbox: an event is stored with the state change that caused it, then relayed.
+
+``record`` writes the event into the caller's transaction, so a rolled-back change publishes
+nothing and a committed one can never be lost. :class:`OutboxRelay` publishes unsent rows in
+``id`` order (hence in order per key) with ``acks=all``, marks them sent, and backs off while
+the broker is down. One relay runs per service at a time (a lease), which keeps that order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from .bus import Bus
+from .db import Database, PlatformTables, utcnow
+from .events import CloudEvent
+from .events.envelope import REGISTRY
+from .lease import Lease
+
+log = logging.getLogger("gridgov.outbox")
+
+PUBLISHED = Counter(
+    "gridgov_outbox_published_total", "Events published from the outbox", ["service", "topic"]
+)
+_PENDING_FLAG = "gridgov_outbox_pending"
+
+
+async def record(
+    session: AsyncSession, tables: PlatformTables, evt: CloudEvent, topic: str | None = None
+) -> None:
+    """Add ``evt`` to the outbox inside the caller's (still open) transaction."""
+    if topic is None:
+        spec = REGISTRY.get(evt.type)
+        if spec is None:
+            raise ValueError(f"event type {evt.type} is not registered; pass its topic")
+        topic = spec.topic
+    await session.execute(
+        insert(tables.outbox).values(
+            event_id=evt.id,
+            topic=topic,
+            key=evt.key,
+            body=evt.model_dump_json(exclude_none=True),
+            created_at=utcnow(),
+        )
+    )
+    session.info[_PENDING_FLAG] = True
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        tables: PlatformTables,
+        bus: Bus,
+        service: str,
+        *,
+        poll_seconds: float = 0.5,
+        batch_size: int = 500,
+        ensure_topics: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.db = db
+        self.tables = tables
+        self.bus = bus
+        self.service = service
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        self.lease = Lease(db, tables, "outbox-relay")
+        # Run before publishing after a broker outage: a broker that lost its topics (the
+        # embedded one keeps nothing) must get them back with their partitions, not auto-created.
+        self.ensure_topics = ensure_topics
+        self.broker_unavailable = False  # set while publishing fails; cleared on recovery
+        self._wake = asyncio.Event()
+        db.on_commit(self._after_commit)
+
+    def _after_commit(self, session: Session) -> None:
+        # A commit that recorded events wakes the relay at once instead of at the next poll.
+        if session.info.pop(_PENDING_FLAG, False):
+            self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                if await self.lease.acquire():
+                    if self.broker_unavailable and self.ensure_topics is not None:
+                        await self.ensure_topics()
+                    self.broker_unavailable = False
+                    sent = await self.relay_once()
+                    backoff = 0.2
+                    if sent >= self.batch_size:
+                        continue  # more waiting; do not sleep
+                await self._sleep(self.poll_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Broker or database down: keep the rows, retry with capped exponential backoff.
+                log.warning("outbox relay failed, retrying in %.1fs: %s", backoff, exc)
+                self.broker_unavailable = True
+                await self.bus.reset()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def relay_once(self) -> int:
+        """Publish one batch of unsent rows in order; returns how many were sent."""
+        t = self.tables.outbox
+        async with self.db.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(t.c.id, t.c.topic, t.c.key, t.c.body)
+                    .where(t.c.sent_at.is_(None))
+                    .order_by(t.c.id)
+                    .limit(self.batch_size)
+                )
+            ).all()
+        if not rows:
+            return 0
+        producer = await self.bus.producer()
+        # Send the batch pipelined; the producer keeps per-partition order.
+        futures: list[Any] = [
+            await producer.send(row.topic, row.body.encode(), key=row.key.encode()) for row in rows
+        ]
+        await asyncio.gather(*futures)
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(t).where(t.c.id.in_([r.id for r in rows])).values(sent_at=utcnow())
+            )
+        for row in rows:
+            PUBLISHED.labels(self.service, row.topic).inc()
+        return len(rows)
+
+    async def backlog(self) -> int:
+        t = self.tables.outbox
+        async with self.db.sessions() as session:
+            return int(
+                (
+                    await session.execute(select(func.count()).where(t.c.sent_at.is_(None)))
+                ).scalar_one()
+            )

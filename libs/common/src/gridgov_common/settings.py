@@ -1,0 +1,54 @@
+"""Service settings from environment variables, one style for every service.
+
+Every variable is prefixed ``GRIDGOV_`` (e.g. ``GRIDGOV_DATABASE_URL``). A service subclasses
+:class:`ServiceSettings` to add its own fields and sets ``service_name``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repository root in a checkout; ``var/`` beside it holds the embedded default's SQLite files.
+VAR_DIR = Path.cwd() / "var"
+
+DEV_SIGNING_KEY = "gridgov-embedded-dev-key-change-me-in-production"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_", extra="ignore")
+
+    service_name: str = "gridgov"
+    # Empty means the embedded default: a SQLite file under var/<service>.db.
+    database_url: str = ""
+    # Create tables on start (embedded default, tests); production runs Alembic migrations instead.
+    create_schema: bool = True
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # Topic partitions when the service creates a missing topic (production creates them ahead).
+    topic_partitions: int = 3
+    topic_replication_factor: int = 1
+
+    # Auth: HS256 with a local key by default; RS256 via a JWKS URL in production.
+    jwt_signing_key: SecretStr = SecretStr(DEV_SIGNING_KEY)
+    jwt_jwks_url: str = ""
+    jwt_issuer: str = "gridgov"
+    jwt_audience: str = "gridgov"
+
+    # Outbox relay and inbox consumer tuning.
+    outbox_poll_seconds: float = 0.5
+    outbox_batch_size: int = 500
+    consumer_max_attempts: int = 5
+    idempotency_ttl_hours: int = 48
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # Other services, for the synchronous calls DESIGN.md allows.
+    grid_svc_url: str = "http://127.0.0.1:8101"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{VAR_DIR / (self.service_name + '.db')}"

@@ -1,0 +1,234 @@
+"""The shared mechanisms against a real broker, a real database and a real HTTP server."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import func, select
+
+from gridgov_common.events import dlq_topic, make_event
+from gridgov_common.testing import RunningService, eventually, token_for
+
+from .conftest import TEST_TOPIC, Note, NoteRecorded, ReceivedNote
+
+TOKEN = token_for(roles=["admin"], scopes=["440306"])
+
+
+async def received(svc: RunningService) -> list[tuple[str, str]]:
+    async with svc.ctx.db.sessions() as session:
+        rows = (await session.execute(select(ReceivedNote.key, ReceivedNote.text))).all()
+    return [(r.key, r.text) for r in rows]
+
+
+async def test_committed_event_is_delivered_and_rolled_back_one_is_not(svc: RunningService):
+    async with svc.client(TOKEN) as http:
+        refused = await http.post(
+            "/v1/notes", json={"id": "n0", "text": "rolled back", "fail_after_recording": True}
+        )
+        assert refused.status_code == 409
+        assert (await http.post("/v1/notes", json={"id": "n1", "text": "hello"})).status_code == 201
+
+    assert await eventually(lambda: received(svc)) == [("k", "hello")]
+    async with svc.ctx.db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Note)) == 1
+
+
+async def test_redelivered_event_has_no_second_effect(svc: RunningService, broker):
+    evt = make_event(
+        NoteRecorded(note_id="x", text="once"), source="test", subject="x", gridcode="g1"
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    try:
+        for _ in range(3):  # the broker redelivers / a producer retried
+            await producer.send_and_wait(TEST_TOPIC, evt.model_dump_json().encode(), key=b"g1")
+        later = make_event(
+            NoteRecorded(note_id="y", text="after"), source="test", subject="y", gridcode="g1"
+        )
+        await producer.send_and_wait(TEST_TOPIC, later.model_dump_json().encode(), key=b"g1")
+    finally:
+        await producer.stop()
+    rows = await eventually(lambda: _len_at_least(received(svc), 2))
+    assert rows == [("g1", "once"), ("g1", "after")]
+    async with svc.ctx.db.sessions() as session:
+        inbox = svc.ctx.tables.inbox
+        assert await session.scalar(select(func.count()).select_from(inbox)) == 2
+
+
+async def _len_at_least(coro, n):
+    rows = await coro
+    return rows if len(rows) >= n else None
+
+
+async def test_poison_event_goes_to_dlq_with_its_error_and_later_events_flow(
+    svc: RunningService, broker
+):
+    async with svc.client(TOKEN) as http:
+        for i, text in enumerate(["before", "poison", "after"]):
+            assert (await http.post("/v1/notes", json={"id": f"p{i}", "text": text})).is_success
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    await producer.send_and_wait(TEST_TOPIC, b"{not json", key=b"k")
+    await producer.stop()
+    async with svc.client(TOKEN) as http:
+        assert (await http.post("/v1/notes", json={"id": "p3", "text": "last"})).is_success
+
+    rows = await eventually(lambda: _len_at_least(received(svc), 3), timeout=30)
+    assert [t for _, t in rows] == ["before", "after", "last"]
+
+    consumer = AIOKafkaConsumer(
+        dlq_topic(TEST_TOPIC, "commontest"),
+        bootstrap_servers=broker.bootstrap,
+        auto_offset_reset="earliest",
+        group_id="dlq-reader",
+    )
+    await consumer.start()
+    try:
+        dead = []
+
+        async def two_dead():
+            batch = await consumer.getmany(timeout_ms=500)
+            dead.extend(m for msgs in batch.values() for m in msgs)
+            return len(dead) >= 2
+
+        await eventually(two_dead, timeout=20)
+    finally:
+        await consumer.stop()
+    by_error = {dict(m.headers)["gridgov-error"].decode(): m for m in dead}
+    handler_failure = by_error.pop("RuntimeError: this note can never be handled")
+    assert json.loads(handler_failure.value)["data"]["text"] == "poison"
+    assert dict(handler_failure.headers)["gridgov-attempts"] == b"2"
+    (unparseable,) = by_error
+    assert unparseable.startswith("unparseable event")
+
+
+async def test_writes_succeed_while_broker_is_down_and_outbox_drains_in_order(
+    svc: RunningService, broker
+):
+    async with svc.client(TOKEN) as http:
+        assert (await http.post("/v1/notes", json={"id": "w0", "text": "up"})).is_success
+        await eventually(lambda: received(svc))
+        broker.stop()
+        for i in range(20):
+            key = f"grid{i % 2}"
+            r = await http.post("/v1/notes", json={"id": f"d{i}", "key": key, "text": str(i)})
+            assert r.status_code == 201, r.text
+        await eventually(lambda: svc.ctx.relay.broker_unavailable, timeout=60)
+        broker.start()  # same port; the embedded broker keeps nothing, so it comes back empty
+
+    outbox = svc.ctx.tables.outbox
+
+    async def drained() -> bool:
+        async with svc.ctx.db.sessions() as session:
+            return not await session.scalar(
+                select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+            )
+
+    await eventually(drained, timeout=60)
+    # What reached the (new) broker: all 20 writes, in order per key.
+    consumer = AIOKafkaConsumer(
+        TEST_TOPIC,
+        bootstrap_servers=broker.bootstrap,
+        auto_offset_reset="earliest",
+        group_id="order-reader",
+    )
+    await consumer.start()
+    seen: list[tuple[str, int]] = []
+    try:
+
+        async def all_seen():
+            batch = await consumer.getmany(timeout_ms=500)
+            for msgs in batch.values():
+                for m in msgs:
+                    data = json.loads(m.value)
+                    seen.append((data["gridcode"], int(data["data"]["text"])))
+            return len(seen) >= 20
+
+        await eventually(all_seen, timeout=30)
+    finally:
+        await consumer.stop()
+    for key in ("grid0", "grid1"):
+        values = [v for k, v in seen if k == key]
+        assert values == sorted(values) and len(values) == 10
+
+
+async def test_tokens_expired_forged_missing_or_out_of_scope_are_refused(svc: RunningService):
+    expired = token_for(roles=["admin"], ttl=timedelta(seconds=-120))
+    forged = token_for(roles=["admin"])[:-4] + "AAAA"
+    from pydantic import SecretStr
+
+    from gridgov_common.auth import issue_token
+    from gridgov_common.settings import ServiceSettings
+
+    other_key = issue_token(
+        ServiceSettings(jwt_signing_key=SecretStr("x" * 40)),
+        subject="m",
+        roles=["admin"],
+        scopes=["*"],
+    )
+    out_of_scope = token_for(roles=["admin"], scopes=["440307"])
+    body = {"id": "a1", "text": "t"}
+    async with svc.client() as http:
+        r = await http.post("/v1/notes", json=body)
+        assert r.status_code == 401
+        assert r.headers["content-type"] == "application/problem+json"
+        for token in (expired, forged, other_key):
+            r = await http.post(
+                "/v1/notes", json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert r.status_code == 401, r.text
+        assert (
+            "expired"
+            in (
+                await http.post(
+                    "/v1/notes", json=body, headers={"Authorization": f"Bearer {expired}"}
+                )
+            ).json()["detail"]
+        )
+        r = await http.post(
+            "/v1/notes", json=body, headers={"Authorization": f"Bearer {out_of_scope}"}
+        )
+        assert r.status_code == 403
+        assert r.json()["type"] == "urn:gridgov:problem:out-of-scope"
+
+
+async def test_validation_errors_are_problem_json_with_field_paths(svc: RunningService):
+    async with svc.client(TOKEN) as http:
+        r = await http.post("/v1/notes", json={"id": "", "text": 5})
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    fields = {e["field"] for e in r.json()["errors"]}
+    assert fields == {"body.id", "body.text"}
+    assert "Traceback" not in r.text
+
+
+async def test_idempotency_key_replays_first_response_and_rejects_other_body(svc: RunningService):
+    async with svc.client(TOKEN) as http:
+        headers = {"Idempotency-Key": "device-42-upload-7"}
+        first = await http.post("/v1/notes", json={"id": "i1", "text": "t"}, headers=headers)
+        again = await http.post("/v1/notes", json={"id": "i1", "text": "t"}, headers=headers)
+        other = await http.post("/v1/notes", json={"id": "i2", "text": "t"}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert other.status_code == 422
+    assert other.json()["type"] == "urn:gridgov:problem:idempotency-key-reused"
+    async with svc.ctx.db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Note)) == 1
+
+
+async def test_health_readiness_metrics_and_security_headers(svc: RunningService, broker):
+    async with svc.client() as http:
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.headers["x-content-type-options"] == "nosniff"
+        assert ready.headers["x-request-id"]
+        metrics = await http.get("/metrics")
+        assert "gridgov_http_requests_total" in metrics.text
+        broker.stop()
+        down = await http.get("/readyz")
+        assert down.status_code == 503
+        assert down.json()["checks"]["broker"].startswith("unavailable")

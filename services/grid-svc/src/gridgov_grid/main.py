@@ -1,0 +1,25 @@
+"""grid-svc: the grid hierarchy, geometry, codes, grid members and point→grid lookup."""
+
+from __future__ import annotations
+
+from gridgov_common.app import ServiceDefinition, create_app
+from gridgov_common.events import GRID_TOPIC
+
+from .api import router
+from .models import Base, tables
+from .settings import Settings
+
+
+def definition(settings: Settings | None = None) -> ServiceDefinition:
+    return ServiceDefinition(
+        settings=settings or Settings(),
+        metadata=Base.metadata,
+        tables=tables,
+        routers=[router],
+        title="gridgov grid-svc",
+        description=__doc__ or "",
+        produces=[GRID_TOPIC],
+    )
+
+
+app = create_app(definition())

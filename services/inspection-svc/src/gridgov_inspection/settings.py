@@ -1,0 +1,5 @@
+from gridgov_common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: str = "inspection-svc"

@@ -1,0 +1,24 @@
+"""population-svc: floating population, rental housing, residence permits, points."""
+
+from __future__ import annotations
+
+from gridgov_common.app import ServiceDefinition, create_app
+from gridgov_common.events import POPULATION_TOPIC
+
+from .models import Base, tables
+from .settings import Settings
+
+
+def definition(settings: Settings | None = None) -> ServiceDefinition:
+    return ServiceDefinition(
+        settings=settings or Settings(),
+        metadata=Base.metadata,
+        tables=tables,
+        routers=[],
+        title="gridgov population-svc",
+        description=__doc__ or "",
+        produces=[POPULATION_TOPIC],
+    )
+
+
+app = create_app(definition())

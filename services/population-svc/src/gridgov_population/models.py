@@ -1,0 +1,7 @@
+"""Persistence models of population-svc."""
+
+from __future__ import annotations
+
+from gridgov_common.db import service_base
+
+Base, tables = service_base()
