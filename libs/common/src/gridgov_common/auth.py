@@ -145,6 +145,24 @@ def issue_token(
     return jwt.encode(claims, settings.jwt_signing_key.get_secret_value(), algorithm="HS256")
 
 
+def service_token(settings: ServiceSettings) -> str:
+    """The token a service presents when it calls another service.
+
+    Production injects one from the identity provider (``GRIDGOV_SERVICE_TOKEN``); the
+    embedded default signs a short-lived one with the local key.
+    """
+    configured = settings.service_token.get_secret_value()
+    if configured:
+        return configured
+    return issue_token(
+        settings,
+        subject=settings.service_name,
+        roles=["service"],
+        scopes=[ALL_REGIONS],
+        ttl=timedelta(hours=1),
+    )
+
+
 async def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

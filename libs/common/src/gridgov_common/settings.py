@@ -35,6 +35,8 @@ class ServiceSettings(BaseSettings):
     jwt_jwks_url: str = ""
     jwt_issuer: str = "gridgov"
     jwt_audience: str = "gridgov"
+    # Presented by this service when it calls another (empty: sign one with the local key).
+    service_token: SecretStr = SecretStr("")
 
     # Outbox relay and inbox consumer tuning.
     outbox_poll_seconds: float = 0.5
