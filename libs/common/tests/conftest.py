@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import APIRouter
@@ -79,11 +78,8 @@ async def on_note(session: AsyncSession, evt: CloudEvent, payload: NoteRecorded)
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    """A broker of this test's own, so topics start empty and it can be stopped."""
-    b = Broker(log_path=tmp_path / "tansu.log").start()
-    yield b
-    b.stop()
+def broker(kafka_broker: Broker) -> Broker:
+    return kafka_broker
 
 
 @pytest.fixture

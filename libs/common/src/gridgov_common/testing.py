@@ -90,9 +90,10 @@ class Broker:
         self.process = None
 
 
-@pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    broker = Broker(log_path=tmp_path_factory.mktemp("broker") / "tansu.log").start()
+@pytest.fixture
+def kafka_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of the test's own (it starts in milliseconds), so no test sees another's events."""
+    broker = Broker(log_path=tmp_path / "tansu.log").start()
     yield broker
     broker.stop()
 

@@ -1,26 +1,232 @@
-"""HTTP routes of grid-svc (thin: validation and auth here, rules in ``hierarchy.py``)."""
+"""HTTP routes of grid-svc (thin: parsing and auth here, rules in the domain modules)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Body, Depends, Query, status
+from sqlalchemy import select
 
 from gridgov_common.app import Ctx
 from gridgov_common.auth import CurrentPrincipal, Principal, require_roles
+from gridgov_common.errors import invalid
 
-from . import hierarchy
-from .schemas import RegionCreate, RegionOut
+from . import exchange, lookup, members, regions
+from .models import Region
+from .schemas import (
+    CODE_PATTERN,
+    BatchLocateIn,
+    BatchLocateOut,
+    Crs,
+    GridSplit,
+    LeaderGap,
+    Level,
+    LocateOut,
+    MemberCreate,
+    MemberOut,
+    RegionCreate,
+    RegionOut,
+    RegionPage,
+    RegionRetire,
+    RegionUpdate,
+)
 
-router = APIRouter(prefix="/v1", tags=["regions"])
+router = APIRouter(prefix="/v1")
 GridAdmin = Annotated[Principal, Depends(require_roles("admin", "grid_admin"))]
+Code = Annotated[str, Query(pattern=CODE_PATTERN)]
 
 
-@router.post("/regions", status_code=status.HTTP_201_CREATED, response_model=RegionOut)
+@router.post(
+    "/regions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RegionOut,
+    tags=["regions"],
+    summary="Create a district, street, community or grid",
+)
 async def create_region(body: RegionCreate, ctx: Ctx, principal: GridAdmin) -> RegionOut:
-    return await hierarchy.create_region(ctx, principal, body)
+    async with ctx.db.transaction() as session:
+        region = await regions.create(session, ctx, principal, body)
+        out = regions.region_out(region, await regions.ancestors_of(session, region))
+    regions.directory(ctx).apply(regions.info_of(region), region.boundary)
+    return out
 
 
-@router.get("/regions/{code}", response_model=RegionOut)
+@router.get(
+    "/regions",
+    response_model=RegionPage,
+    tags=["regions"],
+    summary="List regions under a code prefix (cursor-paginated by code)",
+)
+async def list_regions(
+    ctx: Ctx,
+    principal: CurrentPrincipal,
+    under: Annotated[str | None, Query(pattern=r"^\d{6,15}$")] = None,
+    level: Level | None = None,
+    status_: Annotated[str, Query(alias="status", pattern="^(active|retired|all)$")] = "active",
+    cursor: Annotated[str | None, Query(pattern=r"^\d{6,15}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    with_boundary: bool = False,
+) -> RegionPage:
+    query = select(Region).order_by(Region.code).limit(limit + 1)
+    if under:
+        query = query.where(Region.code.startswith(under))
+    if level:
+        query = query.where(Region.level == level)
+    if status_ != "all":
+        query = query.where(Region.status == status_)
+    if cursor:
+        query = query.where(Region.code > cursor)
+    async with ctx.db.sessions() as session:
+        rows = list((await session.scalars(query)).all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [
+            regions.region_out(r, await regions.ancestors_of(session, r), with_boundary)
+            for r in rows
+        ]
+    return RegionPage(items=items, next_cursor=rows[-1].code if more and rows else None)
+
+
+@router.get("/regions/{code}", response_model=RegionOut, tags=["regions"])
 async def get_region(code: str, ctx: Ctx, principal: CurrentPrincipal) -> RegionOut:
-    return await hierarchy.get_region(ctx, principal, code)
+    return await regions.get(ctx, code)
+
+
+@router.patch(
+    "/regions/{code}",
+    response_model=RegionOut,
+    tags=["regions"],
+    summary="Change name, class, estimates or boundary (publishes the full new state)",
+)
+async def update_region(code: str, body: RegionUpdate, ctx: Ctx, principal: GridAdmin) -> RegionOut:
+    return await regions.update(ctx, principal, code, body)
+
+
+@router.post(
+    "/regions/{code}/retire",
+    response_model=RegionOut,
+    tags=["regions"],
+    summary="Retire a region; its code is kept and never reused",
+)
+async def retire_region(code: str, body: RegionRetire, ctx: Ctx, principal: GridAdmin) -> RegionOut:
+    async with ctx.db.transaction() as session:
+        region = await regions.retire(session, ctx, principal, code, body.replaced_by)
+        out = regions.region_out(region, await regions.ancestors_of(session, region))
+    regions.directory(ctx).apply(regions.info_of(region), region.boundary)
+    return out
+
+
+@router.post(
+    "/regions/{code}/split",
+    response_model=list[RegionOut],
+    tags=["regions"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Split a grid: retire it and create its successors in one step",
+)
+async def split_grid(code: str, body: GridSplit, ctx: Ctx, principal: GridAdmin) -> list[RegionOut]:
+    return await exchange.split_grid(ctx, principal, code, body)
+
+
+@router.get(
+    "/regions/{code}/coverage",
+    tags=["regions"],
+    summary="Uncovered part of a region (GeoJSON gap report)",
+)
+async def coverage(code: str, ctx: Ctx, principal: CurrentPrincipal) -> dict[str, Any]:
+    return await regions.coverage_gaps(ctx, code)
+
+
+@router.get(
+    "/regions/{code}/export",
+    tags=["import/export"],
+    summary="A subtree as a GeoJSON FeatureCollection for a web map",
+)
+async def export(
+    code: str, ctx: Ctx, principal: CurrentPrincipal, include_retired: bool = False
+) -> dict[str, Any]:
+    return await exchange.export_subtree(ctx, code, include_retired)
+
+
+@router.post(
+    "/import",
+    tags=["import/export"],
+    summary="Bulk import a FeatureCollection of regions (all or nothing)",
+)
+async def import_regions(
+    ctx: Ctx, principal: GridAdmin, collection: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    return await exchange.import_collection(ctx, principal, collection)
+
+
+@router.get(
+    "/locate",
+    response_model=LocateOut,
+    tags=["lookup"],
+    summary="The grid containing a point, with its ancestor chain",
+)
+async def locate(
+    ctx: Ctx, principal: CurrentPrincipal, lon: float, lat: float, crs: Crs = "wgs84"
+) -> LocateOut:
+    return lookup.locate(regions.directory(ctx), lon, lat, crs)
+
+
+@router.post(
+    "/locate/batch",
+    response_model=BatchLocateOut,
+    tags=["lookup"],
+    summary="Locate up to 10,000 points at once",
+)
+async def locate_batch(
+    body: BatchLocateIn, ctx: Ctx, principal: CurrentPrincipal
+) -> BatchLocateOut:
+    return await lookup.locate_batch(
+        regions.directory(ctx), body.points, body.crs, ctx.settings.max_batch_points
+    )  # type: ignore[attr-defined]
+
+
+@router.post(
+    "/grids/{code}/members",
+    response_model=MemberOut,
+    tags=["members"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Assign a grid member (网格员)",
+)
+async def assign_member(code: str, body: MemberCreate, ctx: Ctx, principal: GridAdmin) -> MemberOut:
+    return await members.assign(ctx, principal, code, body)
+
+
+@router.get("/grids/{code}/members", response_model=list[MemberOut], tags=["members"])
+async def list_members(
+    code: str, ctx: Ctx, principal: CurrentPrincipal, include_ended: bool = False
+) -> list[MemberOut]:
+    return await members.list_for_grid(ctx, code, include_ended)
+
+
+@router.delete(
+    "/members/{member_id}",
+    response_model=MemberOut,
+    tags=["members"],
+    summary="End a member's assignment (kept in history)",
+)
+async def remove_member(member_id: str, ctx: Ctx, principal: GridAdmin) -> MemberOut:
+    return await members.remove(ctx, principal, member_id)
+
+
+@router.get(
+    "/gaps/leaders",
+    response_model=list[LeaderGap],
+    tags=["members"],
+    summary="Active grids without an active leader",
+)
+async def leader_gaps(
+    ctx: Ctx,
+    principal: CurrentPrincipal,
+    under: Annotated[str | None, Query(pattern=r"^\d{6,15}$")] = None,
+) -> list[LeaderGap]:
+    if under is None and not principal.covers(""):
+        prefixes = principal.visible_prefixes()
+        if prefixes and len(prefixes) == 1:
+            under = prefixes[0]
+    if under is not None and len(under) % 3:
+        raise invalid("invalid-code", "under must be a region code (6, 9, 12 or 15 digits)")
+    return await members.leader_gaps(ctx, under)

@@ -6,6 +6,7 @@ from gridgov_common.app import ServiceDefinition, create_app
 from gridgov_common.events import GRID_TOPIC
 
 from .api import router
+from .index_sync import follow_grid_topic, load_directory
 from .models import Base, tables
 from .settings import Settings
 
@@ -19,6 +20,8 @@ def definition(settings: Settings | None = None) -> ServiceDefinition:
         title="gridgov grid-svc",
         description=__doc__ or "",
         produces=[GRID_TOPIC],
+        on_startup=[load_directory],
+        workers=[follow_grid_topic],
     )
 
 
