@@ -10,7 +10,9 @@ ADMIN = token_for(roles=["admin"], scopes=["440306"])
 async def test_region_created_in_grid_svc_reaches_notify_read_model(launch):
     async with launch("grid") as grid, launch("notify") as notify:
         async with grid.client(ADMIN) as http:
-            r = await http.post("/v1/regions", json={"code": "440306", "level": "district", "name": "宝安区"})
+            r = await http.post(
+                "/v1/regions", json={"code": "440306", "level": "district", "name": "宝安区"}
+            )
             assert r.status_code == 201, r.text
 
         async def known():
