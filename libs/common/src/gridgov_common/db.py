@@ -13,6 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import shapely
+
+# Imported eagerly: importing geoalchemy2 registers its DDL listeners, and registering them in
+# the middle of a create_all (a lazy import) leaves the table half-processed.
+from geoalchemy2 import Geometry as PostGISGeometry
+from geoalchemy2.shape import from_shape, to_shape
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -73,15 +78,22 @@ class Geometry(TypeDecorator[Any]):
 
     impl = LargeBinary
     cache_ok = True
+    # Read by geoalchemy2's DDL hooks on PostgreSQL; GiST indexes are declared explicitly.
+    srid = 4326
+    dimension = 2
+    spatial_index = False
+    use_N_D_index = False
+    management = False
 
     def __init__(self, geometry_type: str = "GEOMETRY") -> None:
         super().__init__()
         self.geometry_type = geometry_type
 
-    def load_dialect_impl(self, dialect: Dialect) -> Any:
+    def load_dialect_impl(self, dialect: Dialect | None) -> Any:
+        # geoalchemy2's DDL hooks sometimes ask without a dialect; PostGIS is the spatial one.
+        if dialect is None:
+            return PostGISGeometry(geometry_type=self.geometry_type, srid=4326, spatial_index=False)
         if dialect.name == "postgresql":
-            from geoalchemy2 import Geometry as PostGISGeometry
-
             return dialect.type_descriptor(
                 PostGISGeometry(geometry_type=self.geometry_type, srid=4326, spatial_index=False)
             )
@@ -91,8 +103,6 @@ class Geometry(TypeDecorator[Any]):
         if value is None:
             return None
         if dialect.name == "postgresql":
-            from geoalchemy2.shape import from_shape
-
             return from_shape(value, srid=4326)
         return shapely.to_wkb(value)
 
@@ -100,8 +110,6 @@ class Geometry(TypeDecorator[Any]):
         if value is None:
             return None
         if dialect.name == "postgresql":
-            from geoalchemy2.shape import to_shape
-
             return to_shape(value)
         return shapely.from_wkb(value)
 
