@@ -63,6 +63,13 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _revision(args: argparse.Namespace) -> int:
+    from .migrations import new_revision
+
+    new_revision(args.service, args.message)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gridgov", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument("service", choices=["grid", "inspection", "population", "notify"])
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.set_defaults(func=_migrate)
+
+    revision = sub.add_parser("revision", help="autogenerate a service's next migration")
+    revision.add_argument("service", choices=["grid", "inspection", "population", "notify"])
+    revision.add_argument("-m", "--message", required=True)
+    revision.set_defaults(func=_revision)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

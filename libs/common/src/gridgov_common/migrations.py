@@ -34,11 +34,35 @@ def upgrade(service: str, revision: str = "head", url: str | None = None) -> Non
     command.upgrade(alembic_config(service, url), revision)
 
 
+def new_revision(service: str, message: str) -> None:
+    """Autogenerate the next revision from the models, against a scratch SQLite database
+    brought to the current head (so only the difference is written)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{tmp}/scratch.db"
+        cfg = alembic_config(service, url)
+        command.upgrade(cfg, "head")
+        command.revision(cfg, message=message, autogenerate=True)
+
+
+POSTGIS_TABLES = {"spatial_ref_sys", "geometry_columns", "geography_columns"}
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Leave PostGIS's own tables out of autogenerate and drift checks."""
+    return not (type_ == "table" and name in POSTGIS_TABLES)
+
+
 def run_env(metadata: MetaData) -> None:
     """Body of every service's ``env.py``: online migrations over the async engine."""
     url = context.config.get_main_option("sqlalchemy.url") or ""
 
     def do_run(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
         context.configure(
             connection=connection,
             target_metadata=metadata,
