@@ -49,6 +49,7 @@ def _port_busy(port: int) -> bool:
 
 
 def run(demo: bool = True) -> int:
+    demo = demo and os.environ.get("GRIDGOV_LOAD_DEMO", "true").lower() not in ("0", "false", "no")
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     pid = _already_running()
     if pid is not None:
@@ -83,7 +84,6 @@ def run(demo: bool = True) -> int:
         broker.start()
         env = dict(os.environ)
         env.setdefault("GRIDGOV_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
-        env.setdefault("GRIDGOV_LOAD_DEMO", "true" if demo else "false")
         for name, target, port in SERVICES:
             log = open(logs / f"{name}.log", "ab")
             children.append(
@@ -110,6 +110,8 @@ def run(demo: bool = True) -> int:
             )
         for (name, proc), (_, _, port) in zip(children, SERVICES, strict=True):
             _wait_ready(name, proc, port, lambda: stopping)
+        if demo:
+            _load_demo_once()
         _print_banner(broker.bootstrap, logs)
         while not stopping:
             for name, proc in children:
@@ -153,6 +155,24 @@ def _wait_ready(
                 return
         time.sleep(0.3)
     raise TimeoutError(f"{name} not ready after {timeout:.0f}s")
+
+
+DEMO_MARKER = VAR_DIR / "demo-loaded.json"
+
+
+def _load_demo_once() -> None:
+    """Load the demo city on the first start (the marker records that it was loaded)."""
+    if DEMO_MARKER.exists():
+        return
+    import json
+
+    from .demo import load
+
+    print("  loading the demo city (first start only; GRIDGOV_LOAD_DEMO=false skips it)…")
+    urls = {name.removesuffix("-svc"): f"http://127.0.0.1:{port}" for name, _, port in SERVICES}
+    counts = load(urls)
+    DEMO_MARKER.write_text(json.dumps(counts))
+    print("  demo loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
 def _print_banner(bootstrap: str, logs: Path) -> None:

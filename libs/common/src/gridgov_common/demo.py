@@ -1,0 +1,203 @@
+"""A deterministic demo city, loaded through the services' public APIs only.
+
+District 440306 with 4 streets × 3 communities; each community is a 3 × 4 lattice of grids
+whose shared corners are jittered (irregular, non-overlapping, covering the community).
+Every grid gets a leader and a community police officer.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import shapely
+from shapely.geometry import Polygon, mapping
+
+from .auth import issue_token
+from .settings import ServiceSettings
+
+SEED = 20261122
+DISTRICT = ("440306", "宝安区")
+STREETS = ["新安街道", "西乡街道", "航城街道", "福永街道"]
+COMMUNITY_NAMES = [
+    "海裕",
+    "宝民",
+    "上川",
+    "固戍",
+    "共乐",
+    "臣田",
+    "黄田",
+    "鹤洲",
+    "三围",
+    "福围",
+    "凤凰",
+    "白石厦",
+]
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英"
+ORIGIN = (113.86, 22.55)  # south-west corner of the district
+CELL = (0.004, 0.003)  # one grid cell, degrees (~410 m × 330 m)
+COLS, ROWS = 3, 4  # grids per community
+
+
+@dataclass
+class DemoCity:
+    grids: list[dict[str, Any]] = field(default_factory=list)
+    communities: list[str] = field(default_factory=list)
+    streets: list[str] = field(default_factory=list)
+
+
+def _lattice(rng: random.Random, cols: int, rows: int) -> list[list[tuple[float, float]]]:
+    """Corner points of the whole district lattice, interior corners jittered."""
+    points = []
+    for j in range(rows + 1):
+        row = []
+        for i in range(cols + 1):
+            x = ORIGIN[0] + i * CELL[0]
+            y = ORIGIN[1] + j * CELL[1]
+            if 0 < i < cols and 0 < j < rows:
+                x += rng.uniform(-0.3, 0.3) * CELL[0]
+                y += rng.uniform(-0.3, 0.3) * CELL[1]
+            row.append((round(x, 6), round(y, 6)))
+        points.append(row)
+    return points
+
+
+def plan(seed: int = SEED) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Regions (in creation order) and members; no I/O, so tests can check the geometry."""
+    rng = random.Random(seed)  # noqa: S311 - seeded demo data, not security
+    communities_per_street = 3
+    cols = len(STREETS) * communities_per_street * COLS  # communities side by side, west→east
+    corners = _lattice(rng, cols, ROWS)
+
+    def cell(i: int, j: int) -> Polygon:
+        return Polygon(
+            [
+                corners[j][i],
+                corners[j][i + 1],
+                corners[j + 1][i + 1],
+                corners[j + 1][i],
+                corners[j][i],
+            ]
+        )
+
+    regions: list[dict[str, Any]] = []
+    members: list[dict[str, Any]] = []
+    street_shapes = []
+    community_index = 0
+    for s, street_name in enumerate(STREETS):
+        street_code = f"{DISTRICT[0]}{s + 1:03d}"
+        community_shapes = []
+        street_regions = []
+        for c in range(communities_per_street):
+            community_code = f"{street_code}{c + 1:03d}"
+            base_col = community_index * COLS
+            name = COMMUNITY_NAMES[community_index % len(COMMUNITY_NAMES)]
+            community_index += 1
+            grid_cells = []
+            grid_regions = []
+            number = 0
+            for j in reversed(range(ROWS)):  # numbered west→east, north→south (DESIGN.md)
+                for i in range(COLS):
+                    number += 1
+                    shape = cell(base_col + i, j)
+                    grid_cells.append(shape)
+                    code = f"{community_code}{number:03d}"
+                    grid_regions.append(
+                        {
+                            "code": code,
+                            "level": "grid",
+                            "parent_code": community_code,
+                            "name": f"{name}第{number}网格",
+                            "grid_class": rng.choices(["enhanced", "key", "regular"], [2, 4, 9])[0],
+                            "households": rng.randint(150, 600),
+                            "residents": rng.randint(400, 1800),
+                            "boundary": mapping(shape),
+                        }
+                    )
+                    for role in ("leader", "police_officer", "coordinator"):
+                        members.append(
+                            {
+                                "grid_code": code,
+                                "role": role,
+                                "valid_from": "2026-01-01",
+                                "name": rng.choice(SURNAMES)
+                                + rng.choice(GIVEN)
+                                + rng.choice(["", *GIVEN]),
+                                "phone": f"13{rng.randint(100000000, 999999999)}",
+                            }
+                        )
+            community_shape = shapely.union_all(grid_cells)
+            community_shapes.append(community_shape)
+            street_regions.append(
+                {
+                    "code": community_code,
+                    "level": "community",
+                    "parent_code": street_code,
+                    "name": f"{name}社区",
+                    "kind": "residents_committee",
+                    "boundary": mapping(community_shape),
+                }
+            )
+            street_regions.extend(grid_regions)
+        street_shape = shapely.union_all(community_shapes)
+        street_shapes.append(street_shape)
+        regions.append(
+            {
+                "code": street_code,
+                "level": "street",
+                "parent_code": DISTRICT[0],
+                "name": street_name,
+                "kind": "subdistrict",
+                "boundary": mapping(street_shape),
+            }
+        )
+        regions.extend(street_regions)
+    district = {
+        "code": DISTRICT[0],
+        "level": "district",
+        "name": DISTRICT[1],
+        "boundary": mapping(shapely.union_all(street_shapes)),
+    }
+    return [district, *regions], members
+
+
+def _geojson(obj: dict[str, Any]) -> dict[str, Any]:
+    # shapely's mapping() gives tuples; JSON wants lists.
+    return {**obj, "boundary": _lists(obj["boundary"])} if "boundary" in obj else obj
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    return value
+
+
+def load(urls: dict[str, str], settings: ServiceSettings | None = None) -> dict[str, int]:
+    """Load the demo city into running services; returns what was created."""
+    settings = settings or ServiceSettings()
+    token = issue_token(settings, subject="demo-loader", roles=["admin"], scopes=["*"])
+    headers = {"Authorization": f"Bearer {token}"}
+    regions, members = plan()
+    counts: dict[str, int] = {}
+    with httpx.Client(base_url=urls["grid"], headers=headers, timeout=60) as grid:
+        features = [
+            {
+                "type": "Feature",
+                "geometry": _lists(r["boundary"]),
+                "properties": {k: v for k, v in r.items() if k != "boundary"},
+            }
+            for r in regions
+        ]
+        response = grid.post("/v1/import", json={"type": "FeatureCollection", "features": features})
+        response.raise_for_status()
+        counts["regions"] = response.json()["imported"]
+        for member in members:
+            body = {k: v for k, v in member.items() if k != "grid_code"}
+            grid.post(f"/v1/grids/{member['grid_code']}/members", json=body).raise_for_status()
+        counts["members"] = len(members)
+    return counts
