@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import shapely
+from shapely.geometry import shape
+
 from gridgov_common.demo import plan
 from gridgov_common.testing import token_for
-from shapely.geometry import shape
 
 
 def test_demo_grids_cover_their_communities_without_overlap():
