@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
 from gridgov_common.bus import Bus
 from gridgov_common.db import Database, service_base
 from gridgov_common.events import CloudEvent, EventPayload, event, make_event
