@@ -24,7 +24,7 @@ def main() -> int:
     for name in BENCHMARKS:
         print(f"== bench.{name}", file=sys.stderr)
         args = [sys.executable, "-m", f"bench.{name}"]
-        help_text = subprocess.run(args + ["--help"], capture_output=True, text=True).stdout
+        help_text = subprocess.run([*args, "--help"], capture_output=True, text=True).stdout
         if quick and "--quick" in help_text:
             args.append("--quick")
         done = subprocess.run(args, capture_output=True, text=True)
