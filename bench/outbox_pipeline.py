@@ -239,7 +239,10 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--quick", action="store_true", help="1,000 events, 5 s steady")
     args = parser.parse_args()
+    if args.quick:
+        args.events, args.seconds = 1000, 5.0
     broker = Broker().start()
     try:
         print("outbox pipeline…", file=sys.stderr)
