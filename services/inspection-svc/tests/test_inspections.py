@@ -1,0 +1,153 @@
+"""Inspection submission: proof of presence, photos, SUN tags, idempotency."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import func, select
+
+from gridgov_inspection.models import Inspection, Rejection
+
+from .conftest import (
+    INSPECTOR,
+    SUN_UID,
+    ZERO_KEY,
+    answers_for,
+    jpeg,
+    make_site,
+    outbox_events,
+    submission,
+    submit,
+)
+
+P = "urn:gridgov:problem:"
+
+
+async def _count(svc, model) -> int:
+    async with svc.ctx.db.sessions() as s:
+        return int(await s.scalar(select(func.count()).select_from(model)))
+
+
+async def test_passing_inspection_is_recorded_with_template_version(insp, city):
+    site = await make_site(insp, city)
+    answers = await answers_for(insp, "restaurant")
+    r = await submit(insp, submission(site, answers))
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["passed"] is True and out["template_version"] == 1 and out["on_time"] is True
+    assert len(out["photos"]) == 1 and out["distance_m"] < 1
+    async with insp.client(INSPECTOR) as http:
+        cp = (await http.get(f"/v1/checkpoints/{site.checkpoint['id']}")).json()
+        photo = await http.get(f"/v1/photos/{out['photos'][0]}")
+    assert cp["last_inspected_at"] is not None and cp["colour"] == "green"
+    assert photo.status_code == 200 and photo.content.startswith(b"\xff\xd8\xff")
+    recorded = await outbox_events(insp, "inspection.recorded")
+    assert recorded[0]["data"]["passed"] is True and recorded[0]["gridcode"] == city.grid_west
+
+
+async def test_every_bad_input_is_a_clear_4xx_and_nothing_is_recorded(insp, city):
+    site = await make_site(insp, city)
+    answers = await answers_for(insp, "restaurant")
+    now = datetime.now(UTC)
+    lon, lat = site.point
+    cases = [
+        ("wrong tag", submission(site, answers, tag_uid="04AABBCCDDEEFF"), None, 422, "wrong-tag"),
+        ("GPS 500 m away", submission(site, answers, position=[lon + 0.00487, lat]), None,
+         422, "gps-too-far"),
+        ("GPS far, huge accuracy claim is capped",
+         submission(site, answers, position=[lon + 0.00487, lat], accuracy_m=5000), None,
+         422, "gps-too-far"),
+        ("future scan", submission(site, answers, scanned_at=(now + timedelta(hours=1))
+                                   .isoformat()), None, 422, "scan-in-future"),
+        ("stale scan", submission(site, answers, scanned_at=(now - timedelta(days=1))
+                                  .isoformat()), None, 422, "scan-too-old"),
+        ("no photo", submission(site, answers), [], 422, "photo-required"),
+        ("text file named .jpg", submission(site, answers),
+         [("photo.jpg", b"this is not an image, just text\n" * 10)], 415, "not-an-image"),
+        ("missing answers", submission(site, answers[:2]), None, 422, "answers-invalid"),
+    ]
+    for what, body, photos, status, slug in cases:
+        r = await submit(insp, body, photos)
+        assert r.status_code == status, (what, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["type"] == P + slug, (what, r.json())
+    assert await _count(insp, Inspection) == 0
+    assert await _count(insp, Rejection) == 7  # answers-invalid is not a presence/photo rule
+
+
+async def test_fifty_megabyte_photo_is_413(insp, city):
+    site = await make_site(insp, city)
+    answers = await answers_for(insp, "restaurant")
+    big = jpeg(50 * 1024 * 1024)
+    r = await submit(insp, submission(site, answers), [("big.jpg", big)])
+    assert r.status_code == 413, r.text[:300]
+    assert r.json()["type"] == P + "photo-too-large"
+    assert await _count(insp, Inspection) == 0
+
+
+async def test_reused_photo_is_rejected_across_inspections(insp, city):
+    a = await make_site(insp, city)
+    b = await make_site(insp, city, venue_type="shop")
+    photo = jpeg()
+    r = await submit(insp, submission(a, await answers_for(insp, "restaurant")),
+                     [("p.jpg", photo)])
+    assert r.status_code == 201, r.text
+    r = await submit(insp, submission(b, await answers_for(insp, "shop")), [("q.jpg", photo)])
+    assert r.status_code == 409
+    assert r.json()["type"] == P + "photo-reused"
+    assert await _count(insp, Inspection) == 1
+
+
+async def test_secure_tag_sun_valid_then_replayed_then_forged(insp, city):
+    site = await make_site(insp, city, tag_uid=SUN_UID, tag_key=ZERO_KEY)
+    answers = await answers_for(insp, "restaurant")
+    sun = {"uid": SUN_UID, "counter": "000006", "cmac": "4B00064004B0B3D3"}
+    r = await submit(insp, submission(site, answers))
+    assert r.json()["type"] == P + "sun-required"
+    r = await submit(insp, submission(site, answers, sun=sun))
+    assert r.status_code == 201, r.text
+    r = await submit(insp, submission(site, answers, sun=sun))
+    assert r.status_code == 409
+    assert r.json()["type"] == P + "sun-counter-replayed"
+    forged = sun | {"counter": "000007", "cmac": "4B00064004B0B3D3"}
+    r = await submit(insp, submission(site, answers, sun=forged))
+    assert r.status_code == 422
+    assert r.json()["type"] == P + "sun-cmac-invalid"
+    assert await _count(insp, Inspection) == 1
+
+
+async def test_idempotent_triple_upload_creates_one_inspection(insp, city):
+    site = await make_site(insp, city)
+    body = submission(site, await answers_for(insp, "restaurant"))
+    # Build the multipart body once: an offline device retries the very same bytes.
+    request = httpx.Request(
+        "POST", f"{insp.url}/v1/inspections",
+        data={"inspection": json.dumps(body)},
+        files=[("photos", ("a.jpg", jpeg(), "image/jpeg"))],
+    )
+    content = request.read()
+    headers = {
+        "Authorization": f"Bearer {INSPECTOR}", "Idempotency-Key": "device-42-upload-7",
+        "Content-Type": request.headers["content-type"],
+    }
+    results = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        for _ in range(3):
+            results.append(await http.post(f"{insp.url}/v1/inspections", content=content,
+                                           headers=headers))
+    assert [r.status_code for r in results] == [201, 201, 201], [r.text for r in results]
+    assert len({r.json()["id"] for r in results}) == 1
+    assert results[1].headers.get("idempotent-replayed") == "true"
+    assert await _count(insp, Inspection) == 1
+    assert len(await outbox_events(insp, "inspection.recorded")) == 1
+
+
+async def test_inspector_out_of_scope_sees_404(insp, city):
+    from gridgov_common.testing import token_for
+
+    site = await make_site(insp, city)
+    other = token_for(roles=["inspector"], scopes=["440307"], subject="x")
+    r = await submit(insp, submission(site, await answers_for(insp, "restaurant")), token=other)
+    assert r.status_code == 404
