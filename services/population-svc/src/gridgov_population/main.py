@@ -5,6 +5,7 @@ from __future__ import annotations
 from gridgov_common.app import ServiceDefinition, create_app
 from gridgov_common.events import POPULATION_TOPIC
 
+from .api import router
 from .models import Base, tables
 from .settings import Settings
 
@@ -14,7 +15,7 @@ def definition(settings: Settings | None = None) -> ServiceDefinition:
         settings=settings or Settings(),
         metadata=Base.metadata,
         tables=tables,
-        routers=[],
+        routers=[router],
         title="gridgov population-svc",
         description=__doc__ or "",
         produces=[POPULATION_TOPIC],
