@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .db import Database, PlatformTables, utcnow
 
-REPLICA_ID = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+REPLICA_ID = f"{socket.gethostname()}-{os.getpid()}"
 
 
 class Lease:
@@ -26,13 +26,14 @@ class Lease:
         tables: PlatformTables,
         name: str,
         ttl: timedelta = timedelta(seconds=15),
-        holder: str = REPLICA_ID,
+        holder: str | None = None,
     ) -> None:
         self.db = db
         self.table = tables.leases
         self.name = name
         self.ttl = ttl
-        self.holder = holder
+        # Unique per instance, so two workers in one process are two holders too.
+        self.holder = holder or f"{REPLICA_ID}-{uuid.uuid4().hex[:8]}"
 
     async def acquire(self) -> bool:
         """Take or renew the lease; True while this replica holds it."""
