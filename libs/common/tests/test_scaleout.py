@@ -7,6 +7,7 @@ import contextlib
 import json
 
 from aiokafka import AIOKafkaConsumer
+
 from gridgov_common.bus import Bus
 from gridgov_common.db import Database
 from gridgov_common.events import make_event
