@@ -27,3 +27,13 @@ def test_every_event_type_is_namespaced_and_on_a_versioned_topic():
             continue
         assert name.startswith("gridgov."), name
         assert spec.topic.rsplit(".", 1)[-1].startswith("v"), spec.topic
+
+
+def test_every_event_type_is_in_the_catalogue_page():
+    page = (DOCS.parent / "events.md").read_text()
+    missing = [
+        name
+        for name in REGISTRY
+        if not name.startswith("gridgov.commontest") and f"`{name}`" not in page
+    ]
+    assert missing == [], f"add these to docs/events.md: {missing}"
