@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridgov_common.events import CloudEvent
 from gridgov_common.events.grid import RegionState
+from gridgov_common.inbox import Handler
 
+from .dispatches import route_event
 from .models import KnownRegion
+from .rules import ROUTED_EVENT_TYPES
+from .workcal import WorkCalendar
 
 
 async def on_region_changed(session: AsyncSession, evt: CloudEvent, payload: RegionState) -> None:
@@ -25,8 +31,23 @@ async def on_region_changed(session: AsyncSession, evt: CloudEvent, payload: Reg
     region.version = payload.version
 
 
-HANDLERS = {
-    "gridgov.grid.region.created": on_region_changed,
-    "gridgov.grid.region.updated": on_region_changed,
-    "gridgov.grid.region.retired": on_region_changed,
-}
+def make_router(calendar: WorkCalendar) -> Handler:
+    async def on_routable(session: AsyncSession, evt: CloudEvent, payload: Any) -> None:
+        await route_event(session, evt, calendar)
+
+    return on_routable
+
+
+def build_handlers(calendar: WorkCalendar) -> dict[str, Handler]:
+    handlers: dict[str, Handler] = {
+        "gridgov.grid.region.created": on_region_changed,
+        "gridgov.grid.region.updated": on_region_changed,
+        "gridgov.grid.region.retired": on_region_changed,
+    }
+    route = make_router(calendar)
+    for event_type in ROUTED_EVENT_TYPES:
+        handlers[event_type] = route
+    return handlers
+
+
+HANDLERS = build_handlers(WorkCalendar())

@@ -2,25 +2,49 @@
 
 from __future__ import annotations
 
-from gridgov_common.app import ServiceDefinition, create_app
+from gridgov_common.app import ServiceContext, ServiceDefinition, create_app
 from gridgov_common.events import NOTIFY_TOPIC
 
 from .api import router
-from .consumers import HANDLERS
+from .consumers import build_handlers
+from .delivery import delivery_worker
+from .dispatches import DELIVERY_FLAG
+from .escalation import calendar_of, escalation_worker
 from .models import Base, tables
+from .rules import seed_defaults
 from .settings import Settings
 
 
+async def seed_rules(ctx: ServiceContext) -> None:
+    await seed_defaults(ctx.db)
+
+
+async def wake_delivery_on_commit(ctx: ServiceContext) -> None:
+    """A committed dispatch wakes this replica's delivery worker at once (no poll delay)."""
+
+    def hook(session: object) -> None:
+        info = getattr(session, "info", {})
+        if info.pop(DELIVERY_FLAG, False):
+            worker = ctx.state.get("delivery_worker")
+            if worker is not None:
+                worker.wake.set()
+
+    ctx.db.on_commit(hook)
+
+
 def definition(settings: Settings | None = None) -> ServiceDefinition:
+    settings = settings or Settings()
     return ServiceDefinition(
-        settings=settings or Settings(),
+        settings=settings,
         metadata=Base.metadata,
         tables=tables,
         routers=[router],
         title="gridgov notify-svc",
         description=__doc__ or "",
         produces=[NOTIFY_TOPIC],
-        handlers=HANDLERS,
+        handlers=build_handlers(calendar_of(settings)),
+        workers=[delivery_worker, escalation_worker],
+        on_startup=[seed_rules, wake_delivery_on_commit],
     )
 
 

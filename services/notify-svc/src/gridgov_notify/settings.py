@@ -1,5 +1,26 @@
+from datetime import date
+
 from gridgov_common.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
     service_name: str = "notify-svc"
+
+    # Webhook delivery.
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_base_seconds: float = 2.0
+    webhook_retry_max_seconds: float = 600.0
+    webhook_horizon_hours: float = 24.0
+    delivery_poll_seconds: float = 0.2
+    delivery_claim_seconds: float = 60.0
+    delivery_concurrency: int = 32
+
+    # Escalation worker.
+    escalation_poll_seconds: float = 5.0
+
+    # SSE: how often a stream looks for new dispatch events.
+    sse_poll_seconds: float = 0.25
+
+    # Working calendar overrides (data, on top of the chinese_calendar library).
+    calendar_extra_holidays: list[date] = []
+    calendar_extra_workdays: list[date] = []

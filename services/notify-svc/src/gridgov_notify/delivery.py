@@ -1,0 +1,252 @@
+"""Delivery of dispatches on push channels, as rows in the database.
+
+A delivery row is claimed by one worker at a time (``claimed_by`` + ``claim_expires_at``), so
+several replicas share the work and a crashed worker's claims are picked up after they expire;
+rows survive restarts. A channel is a small class with ``send``: webhook today, SMS tomorrow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import httpx
+from prometheus_client import Counter, Histogram
+from sqlalchemy import or_, select, update
+
+from gridgov_common.app import ServiceContext
+from gridgov_common.db import utcnow
+from gridgov_common.lease import REPLICA_ID
+
+from .departments import active_secrets
+from .dispatches import move
+from .models import Delivery, Department
+from .settings import Settings
+from .webhooks import Outcome, RetryPolicy, classify, webhook_headers
+
+log = logging.getLogger("gridgov.notify.delivery")
+
+ATTEMPTS = Counter(
+    "gridgov_notify_delivery_attempts_total", "Delivery attempts", ["channel", "outcome"]
+)
+FAILED = Counter("gridgov_notify_deliveries_failed_total", "Deliveries given up", ["channel"])
+LATENCY = Histogram("gridgov_notify_delivery_seconds", "Delivery attempt duration", ["channel"])
+
+
+@dataclass
+class AttemptResult:
+    status: int | None  # None: timeout or connection error
+    error: str | None = None
+    retry_after: str | None = None
+
+
+class Channel(Protocol):
+    name: str
+
+    async def send(self, delivery: Delivery, department: Department) -> AttemptResult: ...
+
+
+class WebhookChannel:
+    """Standard Webhooks: signed POST with every currently valid secret of the department."""
+
+    name = "webhook"
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def send(self, delivery: Delivery, department: Department) -> AttemptResult:
+        secrets = active_secrets(department)
+        if not secrets:
+            return AttemptResult(status=0, error="department has no webhook secret")
+        body = delivery.body.encode()
+        headers = webhook_headers(secrets, delivery.id, int(time.time()), body)
+        headers["content-type"] = "application/json"
+        url = department.webhook_url or delivery.target
+        try:
+            r = await self.client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return AttemptResult(status=None, error=f"{type(exc).__name__}: {exc}")
+        return AttemptResult(
+            status=r.status_code,
+            error=None if r.is_success else r.text[:500],
+            retry_after=r.headers.get("retry-after"),
+        )
+
+
+class DeliveryWorker:
+    def __init__(self, ctx: ServiceContext, holder: str | None = None) -> None:
+        self.ctx = ctx
+        settings = ctx.settings
+        assert isinstance(settings, Settings)
+        self.settings = settings
+        self.holder = holder or f"{REPLICA_ID}-{id(self):x}"
+        self.policy = RetryPolicy(
+            base=timedelta(seconds=settings.webhook_retry_base_seconds),
+            max_delay=timedelta(
+                seconds=max(settings.webhook_retry_max_seconds, settings.webhook_retry_base_seconds)
+            ),
+            horizon=timedelta(hours=settings.webhook_horizon_hours),
+        )
+        self.client = httpx.AsyncClient(
+            timeout=settings.webhook_timeout_seconds,
+            limits=httpx.Limits(max_connections=settings.delivery_concurrency * 2),
+        )
+        self.channels: dict[str, Channel] = {"webhook": WebhookChannel(self.client)}
+        self.wake = asyncio.Event()
+        self.sem = asyncio.Semaphore(settings.delivery_concurrency)
+
+    async def claim(self, limit: int = 50) -> list[str]:
+        now = utcnow()
+        until = now + timedelta(seconds=self.settings.delivery_claim_seconds)
+        claimed: list[str] = []
+        async with self.ctx.db.transaction() as session:
+            ids = (
+                await session.scalars(
+                    select(Delivery.id)
+                    .where(
+                        Delivery.state == "pending",
+                        Delivery.next_attempt_at <= now,
+                        or_(Delivery.claim_expires_at.is_(None), Delivery.claim_expires_at < now),
+                    )
+                    .order_by(Delivery.next_attempt_at)
+                    .limit(limit)
+                )
+            ).all()
+            for did in ids:
+                result = await session.execute(
+                    update(Delivery)
+                    .where(
+                        Delivery.id == did,
+                        Delivery.state == "pending",
+                        or_(Delivery.claim_expires_at.is_(None), Delivery.claim_expires_at < now),
+                    )
+                    .values(claimed_by=self.holder, claim_expires_at=until)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(did)
+        return claimed
+
+    async def attempt(self, delivery_id: str) -> None:
+        async with self.sem:
+            async with self.ctx.db.sessions() as session:
+                delivery = await session.get(Delivery, delivery_id)
+                if delivery is None or delivery.claimed_by != self.holder:
+                    return
+                dept = await session.get(Department, delivery.department_id)
+            channel = self.channels.get(delivery.channel)
+            started = utcnow()
+            if channel is None or dept is None:
+                result = AttemptResult(
+                    status=0, error=f"no channel {delivery.channel!r} or department"
+                )
+            else:
+                with LATENCY.labels(delivery.channel).time():
+                    result = await channel.send(delivery, dept)
+            await self.record(delivery, result, started)
+
+    async def record(self, delivery: Delivery, result: AttemptResult, started: datetime) -> None:
+        now = utcnow()
+        outcome = classify(result.status) if result.status != 0 else Outcome.FAIL
+        ATTEMPTS.labels(delivery.channel, outcome.value).inc()
+        attempts = delivery.attempts + 1
+        first = delivery.first_attempt_at or started
+        values: dict[str, object] = dict(
+            attempts=attempts,
+            first_attempt_at=first,
+            last_status=result.status,
+            last_error=result.error,
+            claimed_by=None,
+            claim_expires_at=None,
+        )
+        if outcome is Outcome.RETRY and self.policy.gave_up(first, now):
+            outcome = Outcome.FAIL
+            values["last_error"] = (
+                f"gave up after {attempts} attempts: {result.error or result.status}"
+            )
+        if outcome is Outcome.SUCCESS:
+            values.update(state="succeeded", completed_at=now)
+        elif outcome is Outcome.FAIL:
+            values.update(state="failed", completed_at=now)
+        else:
+            delay = self.policy.next_delay(attempts, result.retry_after, now)
+            values.update(next_attempt_at=now + delay)
+        async with self.ctx.db.transaction() as session:
+            res = await session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery.id, Delivery.claimed_by == self.holder)
+                .values(**values)
+            )
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                return  # our claim expired and someone else took over
+            if outcome is Outcome.SUCCESS:
+                await move(
+                    session,
+                    delivery.dispatch_id,
+                    ("pending",),
+                    "delivered",
+                    now=now,
+                    actor=f"{delivery.channel}",
+                    delivered_at=now,
+                )
+            elif outcome is Outcome.FAIL:
+                FAILED.labels(delivery.channel).inc()
+                log.error(
+                    "delivery %s of dispatch %s failed: %s",
+                    delivery.id,
+                    delivery.dispatch_id,
+                    values["last_error"] or result.status,
+                )
+                await move(
+                    session,
+                    delivery.dispatch_id,
+                    ("pending",),
+                    "failed",
+                    now=now,
+                    actor=delivery.channel,
+                    note=f"delivery failed: {values['last_error'] or result.status}",
+                    failed_at=now,
+                )
+
+    async def run(self) -> None:
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                try:
+                    ids = await self.claim()
+                except Exception as exc:
+                    log.warning("claiming deliveries failed: %s", exc)
+                    ids = []
+                for did in ids:
+                    task = asyncio.create_task(self._safe_attempt(did))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if not ids:
+                    self.wake.clear()
+                    try:
+                        await asyncio.wait_for(
+                            self.wake.wait(), self.settings.delivery_poll_seconds
+                        )
+                    except TimeoutError:
+                        pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            await self.client.aclose()
+
+    async def _safe_attempt(self, did: str) -> None:
+        try:
+            await self.attempt(did)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("delivery attempt %s crashed; its claim will expire and be retried", did)
+
+
+async def delivery_worker(ctx: ServiceContext) -> None:
+    worker = DeliveryWorker(ctx)
+    ctx.state["delivery_worker"] = worker
+    await worker.run()

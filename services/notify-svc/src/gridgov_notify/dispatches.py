@@ -1,0 +1,641 @@
+"""Routing an event to departments, dispatch state transitions, acknowledgement, feedback,
+re-routing and escalation. Plain functions on a session: the caller owns the transaction."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gridgov_common.db import PlatformTables, utcnow
+from gridgov_common.errors import Problem, conflict, not_found
+from gridgov_common.events import CloudEvent, EventPayload, make_event
+from gridgov_common.events.notify import DispatchStateChanged, EventUnrouted
+from gridgov_common.outbox import record
+
+from .departments import active_departments, matching_prefix
+from .models import Case, Delivery, Department, Dispatch, DispatchLog, KnownRegion, UnroutedEvent
+from .models import tables as notify_tables
+from .rules import current_rules, rule_matches
+from .workcal import Sla, WorkCalendar
+
+log = logging.getLogger("gridgov.notify")
+SOURCE = "notify-svc"
+DELIVERY_FLAG = "notify_delivery_pending"
+
+UNROUTED = Counter("gridgov_notify_unrouted_total", "Events that matched no department", ["type"])
+DISPATCHED = Counter(
+    "gridgov_notify_dispatches_total", "Dispatches created", ["type", "department_type"]
+)
+ESCALATIONS = Counter("gridgov_notify_escalations_total", "Dispatches escalated", ["kind"])
+
+OPEN_FOR_ACK = ("pending", "delivered")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+async def emit(
+    session: AsyncSession,
+    payload: EventPayload,
+    *,
+    subject: str,
+    gridcode: str | None,
+    tables: PlatformTables = notify_tables,
+) -> None:
+    await record(
+        session, tables, make_event(payload, source=SOURCE, subject=subject, gridcode=gridcode)
+    )
+
+
+def source_subject(evt: CloudEvent) -> str | None:
+    data = evt.data
+    for key in ("hazard_id", "checkpoint_id", "house_id", "person_id"):
+        if data.get(key):
+            return str(data[key])
+    return evt.subject
+
+
+async def log_transition(
+    session: AsyncSession,
+    d: Dispatch,
+    case: Case,
+    dept: Department,
+    from_state: str | None,
+    *,
+    at: datetime,
+    actor: str | None = None,
+    note: str | None = None,
+) -> None:
+    """Record and publish one transition that has already been applied to ``d``."""
+    payload = DispatchStateChanged(
+        dispatch_id=d.id,
+        case_id=case.id,
+        source_event_id=case.source_event_id,
+        source_event_type=case.source_event_type,
+        source_subject=case.source_subject,
+        grid_code=case.grid_code,
+        department_id=dept.id,
+        department_name=dept.name,
+        department_type=dept.type,
+        from_state=from_state,  # type: ignore[arg-type]
+        to_state=d.state,  # type: ignore[arg-type]
+        at=at,
+        actor=actor,
+        feedback_result=d.feedback_result if d.state == "feedback_received" else None,  # type: ignore[arg-type]
+        note=note,
+    )
+    data = payload.model_dump(mode="json")
+    data["why"] = why(d)
+    session.add(
+        DispatchLog(department_id=dept.id, dispatch_id=d.id, to_state=d.state, data=data, at=at)
+    )
+    await emit(session, payload, subject=d.id, gridcode=case.grid_code)
+
+
+def why(d: Dispatch) -> dict[str, Any]:
+    return {
+        "rule_id": d.rule_id,
+        "rule_version": d.rule_version,
+        "matched_prefix": d.matched_prefix,
+        "reason": d.reason,
+        "escalated_from": d.escalated_from,
+        "rerouted_from": d.rerouted_from,
+    }
+
+
+def dispatch_view(d: Dispatch, dept: Department | None = None) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "case_id": d.case_id,
+        "source_event_id": d.source_event_id,
+        "department_id": d.department_id,
+        "department_name": dept.name if dept else None,
+        "department_type": dept.type if dept else None,
+        "state": d.state,
+        "why": why(d),
+        "ack_sla": d.ack_sla,
+        "feedback_sla": d.feedback_sla,
+        "ack_due_at": d.ack_due_at.isoformat(),
+        "feedback_due_at": d.feedback_due_at.isoformat(),
+        "created_at": d.created_at.isoformat(),
+        "delivered_at": _iso(d.delivered_at),
+        "acknowledged_at": _iso(d.acknowledged_at),
+        "acknowledged_by": d.acknowledged_by,
+        "feedback_at": _iso(d.feedback_at),
+        "feedback_by": d.feedback_by,
+        "feedback_result": d.feedback_result,
+        "feedback_note": d.feedback_note,
+        "feedback_photos": list(d.feedback_photos or []),
+        "forwarded_to": d.forwarded_to,
+        "forward_reason": d.forward_reason,
+        "escalated_at": _iso(d.escalated_at),
+        "escalation_note": d.escalation_note,
+        "failed_at": _iso(d.failed_at),
+        "closed_at": _iso(d.closed_at),
+    }
+
+
+def _iso(v: datetime | None) -> str | None:
+    return v.isoformat() if v else None
+
+
+async def create_dispatch(
+    session: AsyncSession,
+    case: Case,
+    dept: Department,
+    *,
+    rule_id: str,
+    rule_version: int,
+    matched_prefix: str | None,
+    reason: str,
+    ack_sla: str,
+    feedback_sla: str,
+    calendar: WorkCalendar,
+    now: datetime,
+    escalated_from: str | None = None,
+    rerouted_from: str | None = None,
+) -> Dispatch | None:
+    """A new pending dispatch plus its deliveries; None if the department already has one."""
+    existing = await session.scalar(
+        select(Dispatch.id).where(Dispatch.case_id == case.id, Dispatch.department_id == dept.id)
+    )
+    if existing is not None:
+        return None
+    d = Dispatch(
+        id=new_id("dsp"),
+        case_id=case.id,
+        department_id=dept.id,
+        source_event_id=case.source_event_id,
+        state="pending",
+        rule_id=rule_id,
+        rule_version=rule_version,
+        matched_prefix=matched_prefix,
+        reason=reason,
+        ack_sla=ack_sla,
+        feedback_sla=feedback_sla,
+        ack_due_at=Sla.parse(ack_sla).deadline(now, calendar),
+        feedback_due_at=Sla.parse(feedback_sla).deadline(now, calendar),
+        escalated_from=escalated_from,
+        rerouted_from=rerouted_from,
+        created_at=now,
+        feedback_photos=[],
+    )
+    session.add(d)
+    await session.flush()
+    await log_transition(session, d, case, dept, None, at=now)
+    for channel in channels_of(dept):
+        body = json.dumps(
+            {"event": case.event, "dispatch": dispatch_view(d, dept)},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        session.add(
+            Delivery(
+                id=new_id("msg"),
+                dispatch_id=d.id,
+                department_id=dept.id,
+                channel=channel,
+                target=dept.webhook_url or "",
+                body=body,
+                state="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        session.info[DELIVERY_FLAG] = True
+    DISPATCHED.labels(case.source_event_type, dept.type).inc()
+    return d
+
+
+def channels_of(dept: Department) -> list[str]:
+    """Push channels with a delivery row (SSE reads the dispatch log instead)."""
+    return ["webhook"] if dept.webhook_url else []
+
+
+async def route_event(
+    session: AsyncSession, evt: CloudEvent, calendar: WorkCalendar, now: datetime | None = None
+) -> Case | None:
+    """Create the case and one dispatch per responsible department, or report it unrouted."""
+    now = now or utcnow()
+    if await session.scalar(select(Case.id).where(Case.source_event_id == evt.id)) is not None:
+        return None  # already routed (a redelivery)
+    grid_code = evt.gridcode or evt.data.get("grid_code")
+    rules = await current_rules(session, evt.type)
+    grid_class = None
+    grid_note = ""
+    if grid_code:
+        region = await session.get(KnownRegion, grid_code)
+        if region is not None:
+            grid_class = region.grid_class
+            if region.status == "retired":
+                grid_note = " (grid is retired)"
+    matched = [r for r in rules if rule_matches(r, evt.data, grid_class)]
+    plan: list[tuple[Department, Any, str]] = []
+    if grid_code and matched:
+        types = {t for r in matched for t in r.department_types}
+        depts = await active_departments(session, types)
+        chosen: set[str] = set()
+        for rule in matched:
+            for dtype in rule.department_types:
+                # The most specific department(s) of this type covering the grid.
+                cands = [(matching_prefix(d, grid_code), d) for d in depts if d.type == dtype]
+                cands = [(p, d) for p, d in cands if p is not None]
+                if not cands:
+                    continue
+                longest = max(len(p) for p, _ in cands)
+                for p, d in sorted(cands, key=lambda c: c[1].id):
+                    if len(p) == longest and d.id not in chosen:
+                        chosen.add(d.id)
+                        plan.append((d, rule, p))
+    if not plan:
+        wanted = sorted({t for r in matched for t in r.department_types})
+        reason = (
+            "no grid code on the event"
+            if not grid_code
+            else "no routing rule matches"
+            if not matched
+            else f"no active department of types {wanted} covers grid {grid_code}"
+        )
+        session.add(
+            UnroutedEvent(
+                source_event_id=evt.id,
+                source_event_type=evt.type,
+                grid_code=grid_code,
+                reason=reason,
+                event=evt.model_dump(mode="json"),
+                at=now,
+            )
+        )
+        UNROUTED.labels(evt.type).inc()
+        log.warning("event %s (%s) unrouted: %s", evt.id, evt.type, reason)
+        await emit(
+            session,
+            EventUnrouted(
+                source_event_id=evt.id,
+                source_event_type=evt.type,
+                grid_code=grid_code,
+                reason=reason,
+                at=now,
+            ),
+            subject=evt.id,
+            gridcode=grid_code,
+        )
+        return None
+    case = Case(
+        id=new_id("case"),
+        source_event_id=evt.id,
+        source_event_type=evt.type,
+        source_subject=source_subject(evt),
+        grid_code=grid_code,
+        event=evt.model_dump(mode="json", exclude_none=True),
+        created_at=now,
+    )
+    session.add(case)
+    await session.flush()
+    for dept, rule, prefix in plan:
+        await create_dispatch(
+            session,
+            case,
+            dept,
+            rule_id=rule.rule_id,
+            rule_version=rule.version,
+            matched_prefix=prefix,
+            reason=(
+                f"rule {rule.rule_id} v{rule.version} sends {evt.type} to {dept.type}; "
+                f"jurisdiction {prefix} covers grid {grid_code}{grid_note}"
+            ),
+            ack_sla=rule.ack_sla,
+            feedback_sla=rule.feedback_sla,
+            calendar=calendar,
+            now=now,
+        )
+    return case
+
+
+# --- transitions -------------------------------------------------------------------------
+
+
+async def move(
+    session: AsyncSession,
+    dispatch_id: str,
+    from_states: tuple[str, ...],
+    to_state: str,
+    *,
+    now: datetime,
+    actor: str | None = None,
+    note: str | None = None,
+    **values: Any,
+) -> Dispatch | None:
+    """Compare-and-set a dispatch's state; None if it was not in ``from_states`` (a race lost)."""
+    current = await session.get(Dispatch, dispatch_id)
+    if current is None:
+        return None
+    from_state = current.state
+    if from_state not in from_states:
+        return None
+    result = await session.execute(
+        update(Dispatch)
+        .where(Dispatch.id == dispatch_id, Dispatch.state == from_state)
+        .values(state=to_state, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    await session.refresh(current)
+    case = await session.get(Case, current.case_id)
+    dept = await session.get(Department, current.department_id)
+    assert case is not None and dept is not None
+    await log_transition(session, current, case, dept, from_state, at=now, actor=actor, note=note)
+    return current
+
+
+async def load_for_department(session: AsyncSession, dispatch_id: str, principal: Any) -> Dispatch:
+    d = await session.get(Dispatch, dispatch_id)
+    if d is None:
+        raise not_found("dispatch", dispatch_id)
+    if not principal.has_role("admin") and principal.department_id != d.department_id:
+        raise not_found("dispatch", dispatch_id)
+    return d
+
+
+async def acknowledge(session: AsyncSession, d: Dispatch, actor: str, now: datetime) -> Dispatch:
+    if d.state == "acknowledged":
+        return d
+    moved = await move(
+        session,
+        d.id,
+        OPEN_FOR_ACK,
+        "acknowledged",
+        now=now,
+        actor=actor,
+        acknowledged_at=now,
+        acknowledged_by=actor,
+    )
+    if moved is None:
+        raise conflict(
+            "dispatch-not-acknowledgeable",
+            f"dispatch {d.id} is {d.state}; only pending or delivered ones can be acknowledged",
+        )
+    return moved
+
+
+async def feedback(
+    session: AsyncSession,
+    d: Dispatch,
+    *,
+    result: str,
+    note: str | None,
+    photos: list[str],
+    actor: str,
+    calendar: WorkCalendar,
+    now: datetime,
+) -> Dispatch:
+    if d.state not in ("acknowledged", "feedback_received"):
+        raise conflict(
+            "dispatch-not-open-for-feedback",
+            f"dispatch {d.id} is {d.state}; acknowledge it before feeding back",
+        )
+    values: dict[str, Any] = dict(
+        feedback_at=now,
+        feedback_by=actor,
+        feedback_result=result,
+        feedback_note=note,
+        feedback_photos=photos,
+    )
+    moved = await move(
+        session,
+        d.id,
+        ("acknowledged", "feedback_received"),
+        "feedback_received",
+        now=now,
+        actor=actor,
+        note=note,
+        **values,
+    )
+    if moved is None:
+        raise conflict("dispatch-changed", f"dispatch {d.id} changed meanwhile; read it and retry")
+    if result == "not_our_responsibility":
+        target = await forward_to_parent(
+            session,
+            moved,
+            kind="reroute",
+            reason=note or "not our responsibility",
+            calendar=calendar,
+            now=now,
+        )
+        if target is None:
+            raise Problem(
+                409,
+                "no-parent-department",
+                f"department {moved.department_id} has no parent to re-route to; "
+                "ask an administrator to route the case",
+            )
+        await move(
+            session,
+            moved.id,
+            ("feedback_received",),
+            "closed",
+            now=now,
+            actor=actor,
+            note=f"re-routed to dispatch {target.id}",
+            closed_at=now,
+        )
+        await session.refresh(moved)
+    return moved
+
+
+async def close(session: AsyncSession, d: Dispatch, actor: str, now: datetime) -> Dispatch:
+    moved = await move(
+        session, d.id, ("feedback_received",), "closed", now=now, actor=actor, closed_at=now
+    )
+    if moved is None:
+        raise conflict(
+            "dispatch-not-closable", f"dispatch {d.id} is {d.state}; only feedback_received closes"
+        )
+    return moved
+
+
+async def forward_to_parent(
+    session: AsyncSession,
+    d: Dispatch,
+    *,
+    kind: str,
+    reason: str,
+    calendar: WorkCalendar,
+    now: datetime,
+) -> Dispatch | None:
+    """New dispatch for the parent department (re-route or escalation); records the link."""
+    dept = await session.get(Department, d.department_id)
+    case = await session.get(Case, d.case_id)
+    assert dept is not None and case is not None
+    if dept.parent_id is None:
+        return None
+    parent = await session.get(Department, dept.parent_id)
+    if parent is None or not parent.active:
+        return None
+    new = await create_dispatch(
+        session,
+        case,
+        parent,
+        rule_id=d.rule_id,
+        rule_version=d.rule_version,
+        matched_prefix=None,
+        reason=f"{'re-routed' if kind == 'reroute' else 'escalated'} from {dept.name} "
+        f"(dispatch {d.id}): {reason}",
+        ack_sla=d.ack_sla,
+        feedback_sla=d.feedback_sla,
+        calendar=calendar,
+        now=now,
+        escalated_from=d.id if kind == "escalation" else None,
+        rerouted_from=d.id if kind == "reroute" else None,
+    )
+    if new is None:  # the parent already has this case
+        new = await session.scalar(
+            select(Dispatch).where(Dispatch.case_id == case.id, Dispatch.department_id == parent.id)
+        )
+    await session.execute(
+        update(Dispatch)
+        .where(Dispatch.id == d.id)
+        .values(forwarded_to=new.id if new else None, forward_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return new
+
+
+async def escalate(
+    session: AsyncSession, dispatch_id: str, *, kind: str, calendar: WorkCalendar, now: datetime
+) -> Dispatch | None:
+    """Escalate one overdue dispatch exactly once (compare-and-set on its state)."""
+    d = await session.get(Dispatch, dispatch_id)
+    if d is None or d.escalated_at is not None:
+        return None
+    from_states = OPEN_FOR_ACK if kind == "ack" else ("acknowledged",)
+    due = d.ack_due_at if kind == "ack" else d.feedback_due_at
+    if d.state not in from_states or due > now:
+        return None
+    dept = await session.get(Department, d.department_id)
+    has_parent = dept is not None and dept.parent_id is not None
+    what = "acknowledged" if kind == "ack" else "fed back"
+    note = f"not {what} within {d.ack_sla if kind == 'ack' else d.feedback_sla}"
+    if not has_parent:
+        # Nobody to escalate to: mark it (once) and leave the dispatch open.
+        result = await session.execute(
+            update(Dispatch)
+            .where(Dispatch.id == d.id, Dispatch.escalated_at.is_(None), Dispatch.state == d.state)
+            .values(escalated_at=now, escalation_note=f"{note}; no parent department")
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            ESCALATIONS.labels(f"{kind}_no_parent").inc()
+            log.error("dispatch %s overdue (%s) and its department has no parent", d.id, note)
+        return None
+    moved = await move(
+        session,
+        d.id,
+        (d.state,),
+        "escalated",
+        now=now,
+        actor="escalation",
+        note=note,
+        escalated_at=now,
+        escalation_note=note,
+    )
+    if moved is None:
+        return None
+    new = await forward_to_parent(
+        session, moved, kind="escalation", reason=note, calendar=calendar, now=now
+    )
+    ESCALATIONS.labels(kind).inc()
+    return new
+
+
+async def overdue_ids(
+    session: AsyncSession, now: datetime, limit: int = 200
+) -> list[tuple[str, str]]:
+    ack = await session.scalars(
+        select(Dispatch.id)
+        .where(
+            Dispatch.state.in_(OPEN_FOR_ACK),
+            Dispatch.ack_due_at <= now,
+            Dispatch.escalated_at.is_(None),
+        )
+        .limit(limit)
+    )
+    fb = await session.scalars(
+        select(Dispatch.id)
+        .where(
+            Dispatch.state == "acknowledged",
+            Dispatch.feedback_due_at <= now,
+            Dispatch.escalated_at.is_(None),
+        )
+        .limit(limit)
+    )
+    return [(i, "ack") for i in ack.all()] + [(i, "feedback") for i in fb.all()]
+
+
+async def case_summary(session: AsyncSession, case: Case) -> dict[str, Any]:
+    rows = (
+        await session.execute(
+            select(Dispatch, Department)
+            .join(Department, Department.id == Dispatch.department_id)
+            .where(Dispatch.case_id == case.id)
+            .order_by(Dispatch.created_at, Dispatch.id)
+        )
+    ).all()
+    items = [dispatch_view(d, dept) for d, dept in rows]
+    acked_states = ("acknowledged", "feedback_received", "closed")
+    acknowledged = [
+        {
+            "department_id": i["department_id"],
+            "department_name": i["department_name"],
+            "at": i["acknowledged_at"],
+            "by": i["acknowledged_by"],
+        }
+        for i in items
+        if i["acknowledged_at"]
+    ]
+    waiting = [
+        {
+            "department_id": i["department_id"],
+            "department_name": i["department_name"],
+            "state": i["state"],
+        }
+        for i in items
+        if i["state"] in ("pending", "delivered", "failed")
+    ]
+    live = [
+        i
+        for i in items
+        if i["state"] != "escalated" and not (i["state"] == "closed" and i["forwarded_to"])
+    ]
+    if all(i["state"] == "closed" for i in live):
+        state = "closed"
+    elif all(i["state"] in ("feedback_received", "closed") for i in live):
+        state = "fed_back"
+    elif all(i["state"] in acked_states for i in live):
+        state = "acknowledged"
+    elif any(i["state"] in acked_states for i in live):
+        state = "partially_acknowledged"
+    else:
+        state = "open"
+    return {
+        "id": case.id,
+        "source_event_id": case.source_event_id,
+        "source_event_type": case.source_event_type,
+        "source_subject": case.source_subject,
+        "grid_code": case.grid_code,
+        "created_at": case.created_at.isoformat(),
+        "state": state,
+        "acknowledged": acknowledged,
+        "not_acknowledged": waiting,
+        "dispatches": items,
+    }
