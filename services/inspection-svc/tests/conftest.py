@@ -42,7 +42,9 @@ async def city(grid: RunningService) -> SmallCity:
 @pytest.fixture
 async def insp(launch, grid, city, tmp_path) -> AsyncIterator[RunningService]:
     async with launch(
-        "inspection", grid_svc_url=grid.url, photo_dir=str(tmp_path / "photos"),
+        "inspection",
+        grid_svc_url=grid.url,
+        photo_dir=str(tmp_path / "photos"),
         sweep_enabled=False,
     ) as svc:
         yield svc
@@ -56,22 +58,38 @@ class Site:
 
 
 async def make_site(
-    svc: RunningService, city: SmallCity, *, grid_code: str | None = None,
-    venue_type: str = "restaurant", tag_uid: str | None = None, tag_key: str | None = None,
-    cycle_days: int = 30, inspector: str | None = "inspector-li",
+    svc: RunningService,
+    city: SmallCity,
+    *,
+    grid_code: str | None = None,
+    venue_type: str = "restaurant",
+    tag_uid: str | None = None,
+    tag_key: str | None = None,
+    cycle_days: int = 30,
+    inspector: str | None = "inspector-li",
 ) -> Site:
     point = city.point_in(grid_code or city.grid_west)
     async with svc.client(ADMIN) as http:
-        r = await http.post("/v1/venues", json={
-            "name": "老王饭店", "venue_type": venue_type, "address": "海裕路1号",
-            "location": list(point), "floor_area_m2": 80, "operator_name": "王老板",
-            "contact_phone": "13800000000", "licence_no": "91440300MA5X",
-        })
+        r = await http.post(
+            "/v1/venues",
+            json={
+                "name": "老王饭店",
+                "venue_type": venue_type,
+                "address": "海裕路1号",
+                "location": list(point),
+                "floor_area_m2": 80,
+                "operator_name": "王老板",
+                "contact_phone": "13800000000",
+                "licence_no": "91440300MA5X",
+            },
+        )
         assert r.status_code == 201, r.text
         venue = r.json()
         body: dict[str, Any] = {
-            "name": "厨房", "tag_uid": tag_uid or os.urandom(7).hex().upper(),
-            "cycle_days": cycle_days, "assigned_inspector": inspector,
+            "name": "厨房",
+            "tag_uid": tag_uid or os.urandom(7).hex().upper(),
+            "cycle_days": cycle_days,
+            "assigned_inspector": inspector,
         }
         if tag_key:
             body["tag_key"] = tag_key
@@ -84,31 +102,44 @@ async def answers_for(svc: RunningService, venue_type: str, fail: set[str] = fro
     async with svc.client(ADMIN) as http:
         tpl = (await http.get(f"/v1/templates/{venue_type}")).json()
     return [
-        {"item_code": i["code"], "result": "fail" if i["code"] in fail else "pass",
-         "note": "灭火器过期" if i["code"] in fail else None}
+        {
+            "item_code": i["code"],
+            "result": "fail" if i["code"] in fail else "pass",
+            "note": "灭火器过期" if i["code"] in fail else None,
+        }
         for i in tpl["items"]
     ]
 
 
 def submission(site: Site, answers, **over: Any) -> dict[str, Any]:
     body = {
-        "checkpoint_id": site.checkpoint["id"], "tag_uid": site.checkpoint["tag_uid"],
-        "scanned_at": datetime.now(UTC).isoformat(), "position": list(site.point),
-        "accuracy_m": 8, "answers": answers,
+        "checkpoint_id": site.checkpoint["id"],
+        "tag_uid": site.checkpoint["tag_uid"],
+        "scanned_at": datetime.now(UTC).isoformat(),
+        "position": list(site.point),
+        "accuracy_m": 8,
+        "answers": answers,
     }
     body.update(over)
     return body
 
 
 async def submit(
-    svc: RunningService, body: dict[str, Any], photos: list[tuple[str, bytes]] | None = None,
-    token: str = INSPECTOR, headers: dict[str, str] | None = None,
+    svc: RunningService,
+    body: dict[str, Any],
+    photos: list[tuple[str, bytes]] | None = None,
+    token: str = INSPECTOR,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    files = [("photos", (name, data, "application/octet-stream"))
-             for name, data in (photos if photos is not None else [("a.jpg", jpeg())])]
+    files = [
+        ("photos", (name, data, "application/octet-stream"))
+        for name, data in (photos if photos is not None else [("a.jpg", jpeg())])
+    ]
     async with svc.client(token) as http:
         return await http.post(
-            "/v1/inspections", data={"inspection": json.dumps(body)}, files=files or None,
+            "/v1/inspections",
+            data={"inspection": json.dumps(body)},
+            files=files or None,
             headers=headers,
         )
 

@@ -22,11 +22,20 @@ from .conftest import (
 
 async def _notify(svc, hazard_id: str, to_state: str, feedback: str | None = None) -> None:
     payload = DispatchStateChanged(
-        dispatch_id="d-1", case_id="c-1", source_event_id="e-1",
-        source_event_type="gridgov.inspection.hazard.reported", source_subject=hazard_id,
-        grid_code="440306001001001", department_id="fire", department_name="消防救援站",
-        department_type="fire", from_state=None, to_state=to_state,  # type: ignore[arg-type]
-        at=datetime.now(UTC), actor="officer-zhang", feedback_result=feedback,  # type: ignore[arg-type]
+        dispatch_id="d-1",
+        case_id="c-1",
+        source_event_id="e-1",
+        source_event_type="gridgov.inspection.hazard.reported",
+        source_subject=hazard_id,
+        grid_code="440306001001001",
+        department_id="fire",
+        department_name="消防救援站",
+        department_type="fire",
+        from_state=None,
+        to_state=to_state,  # type: ignore[arg-type]
+        at=datetime.now(UTC),
+        actor="officer-zhang",
+        feedback_result=feedback,  # type: ignore[arg-type]
     )
     evt = make_event(payload, source="notify-svc", subject="d-1", gridcode="440306001001001")
     await svc.ctx.bus.publish(NOTIFY_TOPIC, evt.key, evt.model_dump_json().encode())
@@ -100,19 +109,26 @@ async def test_closed_loop_with_rework(insp, city):
     assert exits["outcome"] == "overturned"
     states = [(x["from_state"], x["to_state"]) for x in h["history"]]
     assert states == [
-        (None, "open"), ("open", "dispatched"), ("dispatched", "acknowledged"),
-        ("acknowledged", "rectification_reported"), ("rectification_reported", "open"),
-        ("open", "rectification_reported"), ("rectification_reported", "closed"),
+        (None, "open"),
+        ("open", "dispatched"),
+        ("dispatched", "acknowledged"),
+        ("acknowledged", "rectification_reported"),
+        ("rectification_reported", "open"),
+        ("open", "rectification_reported"),
+        ("rectification_reported", "closed"),
     ]
     assert all(x["actor"] and x["reason"] and x["at"] for x in h["history"])
-    changed = [e for e in await outbox_events(insp, "hazard.state_changed")
-               if e["subject"] == ext["id"]]
+    changed = [
+        e for e in await outbox_events(insp, "hazard.state_changed") if e["subject"] == ext["id"]
+    ]
     assert [e["data"]["to_state"] for e in changed] == [s for _, s in states]
     async with insp.client(INSPECTOR) as http:
         cp = (await http.get(f"/v1/checkpoints/{cp_id}")).json()
     assert cp["colour"] == "green" and cp["open_hazards"] == 0
-    colours = [(e["data"]["from_colour"], e["data"]["to_colour"])
-               for e in await outbox_events(insp, "checkpoint.status_changed")]
+    colours = [
+        (e["data"]["from_colour"], e["data"]["to_colour"])
+        for e in await outbox_events(insp, "checkpoint.status_changed")
+    ]
     assert colours == [("green", "red"), ("red", "green")]
 
 
@@ -121,10 +137,18 @@ async def test_dispatch_events_for_other_sources_are_ignored(insp, city):
     r = await submit(insp, submission(site, await answers_for(insp, "restaurant", {"wiring"})))
     hid = r.json()["hazards_opened"][0]
     payload = DispatchStateChanged(
-        dispatch_id="d-9", case_id="c-9", source_event_id="e-9",
-        source_event_type="gridgov.population.house.overcrowded", source_subject=hid,
-        grid_code=None, department_id="x", department_name="x", department_type="x",
-        from_state=None, to_state="acknowledged", at=datetime.now(UTC),
+        dispatch_id="d-9",
+        case_id="c-9",
+        source_event_id="e-9",
+        source_event_type="gridgov.population.house.overcrowded",
+        source_subject=hid,
+        grid_code=None,
+        department_id="x",
+        department_name="x",
+        department_type="x",
+        from_state=None,
+        to_state="acknowledged",
+        at=datetime.now(UTC),
     )
     evt = make_event(payload, source="notify-svc", subject="d-9")
     await insp.ctx.bus.publish(NOTIFY_TOPIC, evt.key, evt.model_dump_json().encode())

@@ -54,18 +54,42 @@ async def test_every_bad_input_is_a_clear_4xx_and_nothing_is_recorded(insp, city
     lon, lat = site.point
     cases = [
         ("wrong tag", submission(site, answers, tag_uid="04AABBCCDDEEFF"), None, 422, "wrong-tag"),
-        ("GPS 500 m away", submission(site, answers, position=[lon + 0.00487, lat]), None,
-         422, "gps-too-far"),
-        ("GPS far, huge accuracy claim is capped",
-         submission(site, answers, position=[lon + 0.00487, lat], accuracy_m=5000), None,
-         422, "gps-too-far"),
-        ("future scan", submission(site, answers, scanned_at=(now + timedelta(hours=1))
-                                   .isoformat()), None, 422, "scan-in-future"),
-        ("stale scan", submission(site, answers, scanned_at=(now - timedelta(days=1))
-                                  .isoformat()), None, 422, "scan-too-old"),
+        (
+            "GPS 500 m away",
+            submission(site, answers, position=[lon + 0.00487, lat]),
+            None,
+            422,
+            "gps-too-far",
+        ),
+        (
+            "GPS far, huge accuracy claim is capped",
+            submission(site, answers, position=[lon + 0.00487, lat], accuracy_m=5000),
+            None,
+            422,
+            "gps-too-far",
+        ),
+        (
+            "future scan",
+            submission(site, answers, scanned_at=(now + timedelta(hours=1)).isoformat()),
+            None,
+            422,
+            "scan-in-future",
+        ),
+        (
+            "stale scan",
+            submission(site, answers, scanned_at=(now - timedelta(days=1)).isoformat()),
+            None,
+            422,
+            "scan-too-old",
+        ),
         ("no photo", submission(site, answers), [], 422, "photo-required"),
-        ("text file named .jpg", submission(site, answers),
-         [("photo.jpg", b"this is not an image, just text\n" * 10)], 415, "not-an-image"),
+        (
+            "text file named .jpg",
+            submission(site, answers),
+            [("photo.jpg", b"this is not an image, just text\n" * 10)],
+            415,
+            "not-an-image",
+        ),
         ("missing answers", submission(site, answers[:2]), None, 422, "answers-invalid"),
     ]
     for what, body, photos, status, slug in cases:
@@ -91,8 +115,7 @@ async def test_reused_photo_is_rejected_across_inspections(insp, city):
     a = await make_site(insp, city)
     b = await make_site(insp, city, venue_type="shop")
     photo = jpeg()
-    r = await submit(insp, submission(a, await answers_for(insp, "restaurant")),
-                     [("p.jpg", photo)])
+    r = await submit(insp, submission(a, await answers_for(insp, "restaurant")), [("p.jpg", photo)])
     assert r.status_code == 201, r.text
     r = await submit(insp, submission(b, await answers_for(insp, "shop")), [("q.jpg", photo)])
     assert r.status_code == 409
@@ -123,20 +146,23 @@ async def test_idempotent_triple_upload_creates_one_inspection(insp, city):
     body = submission(site, await answers_for(insp, "restaurant"))
     # Build the multipart body once: an offline device retries the very same bytes.
     request = httpx.Request(
-        "POST", f"{insp.url}/v1/inspections",
+        "POST",
+        f"{insp.url}/v1/inspections",
         data={"inspection": json.dumps(body)},
         files=[("photos", ("a.jpg", jpeg(), "image/jpeg"))],
     )
     content = request.read()
     headers = {
-        "Authorization": f"Bearer {INSPECTOR}", "Idempotency-Key": "device-42-upload-7",
+        "Authorization": f"Bearer {INSPECTOR}",
+        "Idempotency-Key": "device-42-upload-7",
         "Content-Type": request.headers["content-type"],
     }
     results = []
     async with httpx.AsyncClient(timeout=30) as http:
         for _ in range(3):
-            results.append(await http.post(f"{insp.url}/v1/inspections", content=content,
-                                           headers=headers))
+            results.append(
+                await http.post(f"{insp.url}/v1/inspections", content=content, headers=headers)
+            )
     assert [r.status_code for r in results] == [201, 201, 201], [r.text for r in results]
     assert len({r.json()["id"] for r in results}) == 1
     assert results[1].headers.get("idempotent-replayed") == "true"

@@ -46,8 +46,12 @@ async def test_venue_outside_grid_and_unknown_type_are_422(insp):
 async def test_grid_outage_is_503_and_writes_nothing_then_retry_succeeds(insp, city):
     good = insp.ctx.settings.grid_svc_url
     insp.ctx.settings.grid_svc_url = f"http://127.0.0.1:{free_port()}"
-    body = {"name": "网吧", "venue_type": "internet_cafe", "address": "z",
-            "location": list(city.point_in(city.grid_east))}
+    body = {
+        "name": "网吧",
+        "venue_type": "internet_cafe",
+        "address": "z",
+        "location": list(city.point_in(city.grid_east)),
+    }
     async with insp.client(ADMIN) as http:
         r = await http.post("/v1/venues", json=body)
         assert r.status_code == 503, r.text
@@ -88,7 +92,7 @@ async def test_tag_uid_unique_and_tag_key_encrypted_never_returned(insp, city):
         assert r.status_code == 409
         assert r.json()["type"] == "urn:gridgov:problem:tag-in-use"
         listing = (await http.get("/v1/checkpoints")).text
-    assert "tag_key\"" not in listing and ZERO_KEY not in listing
+    assert 'tag_key"' not in listing and ZERO_KEY not in listing
 
 
 async def test_template_edit_creates_a_new_version(insp):

@@ -75,27 +75,40 @@ async def _bulk_publish(
 async def detect_misses(session: AsyncSession, ctx: Any, now: datetime) -> int:
     run_id = str(uuid.uuid4())
     cond = _newly_missed(now)
-    # 1. One miss row per (checkpoint, due_at): the unique key makes "once per miss" hold
-    #    even if two sweeps ever overlapped.
-    await session.execute(
-        insert(Miss).from_select(
-            ["checkpoint_id", "due_at", "grid_code", "inspector", "run_id", "detected_at"],
-            select(
+    # 1. Claim the misses: UPDATE first, so a concurrent sweep (PostgreSQL re-checks the
+    #    WHERE after waiting for our row locks) skips rows this one took.
+    claimed = (
+        await session.execute(
+            update(Checkpoint)
+            .where(cond)
+            .values(missed_due_at=Checkpoint.due_at)
+            .returning(
                 Checkpoint.id,
                 Checkpoint.due_at,
                 Checkpoint.grid_code,
                 Checkpoint.assigned_inspector,
-                literal(run_id),
-                literal(now, Miss.detected_at.type),
-            ).where(cond),
+            )
+            .execution_options(synchronize_session=False)
         )
-    )
-    await session.execute(
-        update(Checkpoint)
-        .where(cond)
-        .values(missed_due_at=Checkpoint.due_at)
-        .execution_options(synchronize_session=False)
-    )
+    ).all()
+    if not claimed:
+        return 0
+    # 2. One miss row per (checkpoint, due_at): the unique key backs "once per miss".
+    for start in range(0, len(claimed), BATCH):
+        await session.execute(
+            insert(Miss),
+            [
+                {
+                    "checkpoint_id": c[0],
+                    "due_at": c[1],
+                    "grid_code": c[2],
+                    "inspector": c[3],
+                    "run_id": run_id,
+                    "detected_at": now,
+                }
+                for c in claimed[start : start + BATCH]
+            ],
+        )
     rows = (
         await session.execute(
             select(
@@ -149,7 +162,10 @@ async def refresh_colours(session: AsyncSession, ctx: Any, now: datetime) -> int
                 Checkpoint.lat,
                 Checkpoint.colour,
                 computed,
-            ).where(Checkpoint.colour != computed)
+            )
+            .where(Checkpoint.colour != computed)
+            # PostgreSQL: a concurrent sweep waits here and then skips the rows we changed.
+            .with_for_update()
         )
     ).all()
     if not changed:
@@ -183,9 +199,9 @@ async def refresh_colours(session: AsyncSession, ctx: Any, now: datetime) -> int
 async def mark_overdue(session: AsyncSession, ctx: Any, now: datetime) -> int:
     late = (
         await session.scalars(
-            select(Hazard).where(
-                Hazard.state.in_(("open", "dispatched", "acknowledged")), Hazard.deadline < now
-            )
+            select(Hazard)
+            .where(Hazard.state.in_(("open", "dispatched", "acknowledged")), Hazard.deadline < now)
+            .with_for_update()
         )
     ).all()
     for h in late:
