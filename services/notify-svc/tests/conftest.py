@@ -108,6 +108,7 @@ class Receiver:
     accepted: list[dict[str, Any]] = field(default_factory=list)
     attempts: int = 0
     bad_signatures: int = 0
+    raw: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -120,6 +121,7 @@ class Receiver:
         async def hook(request: Request) -> Response:
             self.attempts += 1
             body = await request.body()
+            self.raw.append((body, dict(request.headers)))
             try:
                 Webhook(self.secret).verify(body, dict(request.headers))
             except Exception:

@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
+from standardwebhooks import Webhook
 
 from gridgov_common.db import utcnow
 from gridgov_common.events.population import SpecialGroupFlagged
@@ -552,3 +553,107 @@ async def test_sse_stream_resumes_with_last_event_id(launch, publisher):
         async with notify.client(dept_token("fire-x")) as other:
             r = await other.get("/v1/departments/police-a/stream")
             assert r.status_code == 404
+
+
+async def test_rotation_signs_with_both_secrets_and_transitions_reach_the_broker(
+    launch, publisher, kafka_broker
+):
+    from aiokafka import AIOKafkaConsumer
+
+    old, new = new_secret(), new_secret()
+    rec = Receiver(secret=old)
+    async with rec.serve(), launch("notify", **FAST) as notify, notify.client(ADMIN) as http:
+        await make_department(http, "police-a", "police_station", ["440306001"], receiver=rec)
+        r = await http.post("/v1/departments/police-a/webhook-secrets", json={"secret": new})
+        assert r.status_code == 201
+        rec.accepted.clear()
+        evt = await publisher.hazard(GRID, "major", "hz-rot")
+        got = await eventually(lambda: rec.accepted, timeout=20)
+        # the receiver on the old secret verified (above); the new secret verifies too
+        assert got[0]["event"]["id"] == evt.id and rec.bad_signatures == 0
+        body, headers = rec.raw[-1]
+        Webhook(new).verify(body, headers)
+        assert len(headers["webhook-signature"].split(" ")) == 2
+
+        consumer = AIOKafkaConsumer(
+            "notify.v1",
+            bootstrap_servers=kafka_broker.bootstrap,
+            auto_offset_reset="earliest",
+            group_id="test-follower",
+        )
+        await consumer.start()
+        try:
+            seen: list[dict] = []
+
+            async def transitions():
+                batch = await consumer.getmany(timeout_ms=500)
+                for msgs in batch.values():
+                    seen.extend(json.loads(m.value) for m in msgs)
+                states = [
+                    e["data"]["to_state"]
+                    for e in seen
+                    if e["type"] == "gridgov.notify.dispatch.state_changed"
+                ]
+                return states if "delivered" in states else None
+
+            states = await eventually(transitions, timeout=20)
+            assert states[:2] == ["pending", "delivered"]
+            first = next(e for e in seen if e["type"] == "gridgov.notify.dispatch.state_changed")
+            assert first["data"]["source_event_id"] == evt.id
+            assert first["data"]["source_subject"] == "hz-rot"
+            assert first["gridcode"] == GRID
+        finally:
+            await consumer.stop()
+
+
+async def test_signature_header_verifies_with_each_active_secret():
+    from gridgov_notify.webhooks import webhook_headers
+
+    a, b = new_secret(), new_secret()
+    body = b'{"event":{},"dispatch":{}}'
+    import time as _t
+
+    headers = webhook_headers([a, b], "msg_1", int(_t.time()), body)
+    for s in (a, b):
+        Webhook(s).verify(body, headers)
+
+
+async def test_two_instances_deliver_each_dispatch_once(launch, publisher):
+    rec = Receiver(secret=new_secret())
+    async with rec.serve(), launch("notify", **FAST) as a, launch("notify", **FAST) as b:
+        async with a.client(ADMIN) as http:
+            await make_department(http, "police-a", "police_station", ["440306001"], receiver=rec)
+        for i in range(20):
+            await publisher.hazard(GRID, "general", f"hz-{i}")
+        await eventually(lambda: len(rec.accepted) >= 20, timeout=30)
+        await asyncio.sleep(1.0)
+        ids = [x["id"] for x in rec.accepted]
+        assert len(ids) == 20 and len(set(ids)) == 20
+        assert b.ctx.state["delivery_worker"] is not a.ctx.state["delivery_worker"]
+
+
+async def test_feedback_not_in_sla_escalates_too(launch, publisher):
+    async with launch("notify", **FAST) as notify, notify.client(ADMIN) as http:
+        await city(http, {})
+        await publisher.hazard(GRID, "general", "hz-fb")
+
+        async def three():
+            items = await dispatches_of(http)
+            return items if len(items) == 3 else None
+
+        items = await eventually(three, timeout=20)
+        fire = next(i for i in items if i["department_id"] == "fire-a")
+        async with notify.client(dept_token("fire-a")) as f:
+            assert (await f.post(f"/v1/dispatches/{fire['id']}/ack")).status_code == 200
+        async with notify.ctx.db.transaction() as s:
+            await s.execute(
+                update(Dispatch)
+                .where(Dispatch.id == fire["id"])
+                .values(feedback_due_at=utcnow() - timedelta(seconds=1))
+            )
+        n = await escalate_due(notify.ctx, calendar_of(notify.ctx.settings))
+        assert n == 1
+        assert await escalate_due(notify.ctx, calendar_of(notify.ctx.settings)) == 0
+        parent = await dispatches_of(http, department_id="district-fire")
+        assert parent[0]["why"]["escalated_from"] == fire["id"]
+        assert "fed back" in parent[0]["why"]["reason"]
