@@ -10,7 +10,7 @@ from sqlalchemy import select
 from gridgov_common.app import Ctx
 from gridgov_common.auth import Principal, require_roles
 
-from . import duplicates, houses, persons, registrations
+from . import duplicates, employers, houses, permits, persons, points, registrations, staffing
 from .access import READ_ROLES, REVIEW_ROLES, WRITE_ROLES, scope_filter
 from .models import AuditEntry, DuplicateCandidate, House
 from .schemas import (
@@ -18,16 +18,23 @@ from .schemas import (
     Departure,
     DuplicateDecision,
     DuplicateOut,
+    EmployerCreate,
+    EmploymentCreate,
+    Endorse,
     HouseCreate,
     HouseUpdate,
     OutflowCreate,
     OutflowOut,
     Page,
+    PermitApply,
     PersonCreate,
     PersonCreated,
     PersonSearch,
     PersonUpdate,
+    PointsApply,
+    QuotaIn,
     RegistrationCreate,
+    ScoringTableIn,
 )
 
 Reader = Annotated[Principal, Depends(require_roles(*READ_ROLES))]
@@ -248,3 +255,131 @@ async def decide_duplicate(
             session, principal, candidate_id, body.decision, body.survivor_id, body.purpose
         )
         return DuplicateOut.model_validate(cand, from_attributes=True)
+
+
+# --- residence permits --------------------------------------------------------------------
+
+
+@router.post(
+    "/permits",
+    status_code=status.HTTP_201_CREATED,
+    tags=["permits"],
+    summary="Apply for and issue a residence permit (6 months' registration + evidence)",
+)
+async def apply_permit(body: PermitApply, ctx: Ctx, principal: Writer) -> dict[str, Any]:
+    return await permits.apply(ctx, principal, body)
+
+
+@router.get("/permits/{permit_id}", tags=["permits"])
+async def get_permit(
+    permit_id: str,
+    ctx: Ctx,
+    principal: Reader,
+    unmask: bool = False,
+    purpose: Annotated[str | None, Query(max_length=500)] = None,
+) -> dict[str, Any]:
+    return await permits.read(ctx, principal, permit_id, unmask, purpose)
+
+
+@router.post(
+    "/permits/{permit_id}/endorsements",
+    tags=["permits"],
+    summary="Annual endorsement (签注): within the month before the due date, or late",
+)
+async def endorse_permit(
+    permit_id: str, body: Endorse, ctx: Ctx, principal: Writer
+) -> dict[str, Any]:
+    return await permits.endorse(ctx, principal, permit_id, body.on)
+
+
+# --- employers ----------------------------------------------------------------------------
+
+
+@router.post("/employers", status_code=status.HTTP_201_CREATED, tags=["employers"])
+async def create_employer(body: EmployerCreate, ctx: Ctx, principal: Writer) -> dict[str, Any]:
+    return await employers.create(ctx, principal, body)
+
+
+@router.get("/employers/{employer_id}", tags=["employers"])
+async def get_employer(employer_id: str, ctx: Ctx, principal: Reader) -> dict[str, Any]:
+    async with ctx.db.sessions() as session:
+        return employers.employer_out(await employers.get_visible(session, principal, employer_id))
+
+
+@router.post(
+    "/employers/{employer_id}/employees",
+    status_code=status.HTTP_201_CREATED,
+    tags=["employers"],
+    summary="Add an employee to the roster",
+)
+async def add_employee(
+    employer_id: str, body: EmploymentCreate, ctx: Ctx, principal: Writer
+) -> dict[str, Any]:
+    return await employers.hire(ctx, principal, employer_id, body)
+
+
+@router.get(
+    "/employers/{employer_id}/employees",
+    tags=["employers"],
+    response_model=Page,
+    summary="Current roster; unregistered=true lists workers without an active registration",
+)
+async def list_employees(
+    employer_id: str, ctx: Ctx, principal: Reader, unregistered: bool = False
+) -> dict[str, Any]:
+    items = await employers.roster(ctx, principal, employer_id, unregistered)
+    return {"items": items, "next_cursor": None}
+
+
+# --- staffing -----------------------------------------------------------------------------
+
+
+@router.get(
+    "/staffing",
+    tags=["staffing"],
+    summary="Floating residents per coordinator per grid against the norm (1:500)",
+)
+async def get_staffing(ctx: Ctx, principal: Reader, region: str | None = None) -> dict[str, Any]:
+    return await staffing.report(ctx, principal, region)
+
+
+# --- points -------------------------------------------------------------------------------
+
+Admin = Annotated[Principal, Depends(require_roles("admin", "population_officer"))]
+
+
+@router.post(
+    "/points/tables",
+    status_code=status.HTTP_201_CREATED,
+    tags=["points"],
+    summary="Publish a scoring table version (immutable)",
+)
+async def publish_table(body: ScoringTableIn, ctx: Ctx, principal: Admin) -> dict[str, Any]:
+    return await points.publish_table(ctx, body)
+
+
+@router.get("/points/tables/{version}", tags=["points"])
+async def get_table(version: str, ctx: Ctx, principal: Reader) -> dict[str, Any]:
+    return await points.get_table(ctx, version)
+
+
+@router.put("/points/quotas", tags=["points"], summary="Set a year's quota per town and purpose")
+async def put_quota(body: QuotaIn, ctx: Ctx, principal: Admin) -> dict[str, Any]:
+    return await points.set_quota(ctx, principal, body)
+
+
+@router.post("/points/applications", status_code=status.HTTP_201_CREATED, tags=["points"])
+async def apply_points(body: PointsApply, ctx: Ctx, principal: Writer) -> dict[str, Any]:
+    return await points.apply(ctx, principal, body)
+
+
+@router.post("/points/applications/{application_id}/recompute", tags=["points"])
+async def recompute_points(application_id: str, ctx: Ctx, principal: Reader) -> dict[str, Any]:
+    return await points.recompute(ctx, principal, application_id)
+
+
+@router.get("/points/rankings", tags=["points"])
+async def get_ranking(
+    ctx: Ctx, principal: Reader, year: int, town_code: str, purpose: str
+) -> dict[str, Any]:
+    return await points.ranking(ctx, principal, year, town_code, purpose)

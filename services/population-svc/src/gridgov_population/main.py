@@ -6,7 +6,9 @@ from gridgov_common.app import ServiceDefinition, create_app
 from gridgov_common.events import POPULATION_TOPIC
 
 from .api import router
+from .consumers import HANDLERS
 from .models import Base, tables
+from .permits import reminder_worker
 from .settings import Settings
 
 
@@ -19,6 +21,8 @@ def definition(settings: Settings | None = None) -> ServiceDefinition:
         title="gridgov population-svc",
         description=__doc__ or "",
         produces=[POPULATION_TOPIC],
+        handlers=HANDLERS,
+        workers=[reminder_worker],
     )
 
 
