@@ -8,6 +8,7 @@ rows survive restarts. A channel is a small class with ``send``: webhook today, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -98,47 +99,38 @@ class DeliveryWorker:
         self.channels: dict[str, Channel] = {"webhook": WebhookChannel(self.client)}
         self.wake = asyncio.Event()
         self.sem = asyncio.Semaphore(settings.delivery_concurrency)
+        self.results: asyncio.Queue[tuple[Delivery, AttemptResult, datetime]] = asyncio.Queue()
+        self._round = 0
 
-    async def claim(self, limit: int = 50) -> list[str]:
+    async def claim(self, limit: int = 100) -> list[Delivery]:
+        """Claim due deliveries in one statement; the re-checked WHERE makes it race-safe."""
         now = utcnow()
         until = now + timedelta(seconds=self.settings.delivery_claim_seconds)
-        claimed: list[str] = []
+        self._round += 1
+        token = f"{self.holder}:{self._round}"
+        free = or_(Delivery.claim_expires_at.is_(None), Delivery.claim_expires_at < now)
+        due = (
+            select(Delivery.id)
+            .where(Delivery.state == "pending", Delivery.next_attempt_at <= now, free)
+            .order_by(Delivery.next_attempt_at)
+            .limit(limit)
+            .scalar_subquery()
+        )
         async with self.ctx.db.transaction() as session:
-            ids = (
-                await session.scalars(
-                    select(Delivery.id)
-                    .where(
-                        Delivery.state == "pending",
-                        Delivery.next_attempt_at <= now,
-                        or_(Delivery.claim_expires_at.is_(None), Delivery.claim_expires_at < now),
-                    )
-                    .order_by(Delivery.next_attempt_at)
-                    .limit(limit)
-                )
-            ).all()
-            for did in ids:
-                result = await session.execute(
-                    update(Delivery)
-                    .where(
-                        Delivery.id == did,
-                        Delivery.state == "pending",
-                        or_(Delivery.claim_expires_at.is_(None), Delivery.claim_expires_at < now),
-                    )
-                    .values(claimed_by=self.holder, claim_expires_at=until)
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(did)
-        return claimed
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(due), Delivery.state == "pending", free)
+                .values(claimed_by=token, claim_expires_at=until)
+                .execution_options(synchronize_session=False)
+            )
+            rows = await session.scalars(select(Delivery).where(Delivery.claimed_by == token))
+            return list(rows.all())
 
-    async def attempt(self, delivery_id: str) -> None:
+    async def attempt(self, delivery: Delivery, departments: dict[str, Department]) -> None:
+        dept = departments.get(delivery.department_id)
+        channel = self.channels.get(delivery.channel)
+        started = utcnow()
         async with self.sem:
-            async with self.ctx.db.sessions() as session:
-                delivery = await session.get(Delivery, delivery_id)
-                if delivery is None or delivery.claimed_by != self.holder:
-                    return
-                dept = await session.get(Department, delivery.department_id)
-            channel = self.channels.get(delivery.channel)
-            started = utcnow()
             if channel is None or dept is None:
                 result = AttemptResult(
                     status=0, error=f"no channel {delivery.channel!r} or department"
@@ -146,10 +138,11 @@ class DeliveryWorker:
             else:
                 with LATENCY.labels(delivery.channel).time():
                     result = await channel.send(delivery, dept)
-            await self.record(delivery, result, started)
+        await self.results.put((delivery, result, started))
 
-    async def record(self, delivery: Delivery, result: AttemptResult, started: datetime) -> None:
-        now = utcnow()
+    def outcome_values(
+        self, delivery: Delivery, result: AttemptResult, started: datetime, now: datetime
+    ) -> tuple[Outcome, dict[str, object]]:
         outcome = classify(result.status) if result.status != 0 else Outcome.FAIL
         ATTEMPTS.labels(delivery.channel, outcome.value).inc()
         attempts = delivery.attempts + 1
@@ -172,78 +165,109 @@ class DeliveryWorker:
         elif outcome is Outcome.FAIL:
             values.update(state="failed", completed_at=now)
         else:
-            delay = self.policy.next_delay(attempts, result.retry_after, now)
-            values.update(next_attempt_at=now + delay)
-        async with self.ctx.db.transaction() as session:
-            res = await session.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery.id, Delivery.claimed_by == self.holder)
-                .values(**values)
+            values.update(
+                next_attempt_at=now + self.policy.next_delay(attempts, result.retry_after, now)
             )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
-                return  # our claim expired and someone else took over
-            if outcome is Outcome.SUCCESS:
-                await move(
-                    session,
-                    delivery.dispatch_id,
-                    ("pending",),
-                    "delivered",
-                    now=now,
-                    actor=f"{delivery.channel}",
-                    delivered_at=now,
+        return outcome, values
+
+    async def record(self, batch: list[tuple[Delivery, AttemptResult, datetime]]) -> None:
+        """Write a batch of attempt results (and the dispatch transitions) in one transaction."""
+        now = utcnow()
+        async with self.ctx.db.transaction() as session:
+            for delivery, result, started in batch:
+                outcome, values = self.outcome_values(delivery, result, started, now)
+                res = await session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery.id, Delivery.claimed_by == delivery.claimed_by)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
                 )
-            elif outcome is Outcome.FAIL:
-                FAILED.labels(delivery.channel).inc()
-                log.error(
-                    "delivery %s of dispatch %s failed: %s",
-                    delivery.id,
-                    delivery.dispatch_id,
-                    values["last_error"] or result.status,
-                )
-                await move(
-                    session,
-                    delivery.dispatch_id,
-                    ("pending",),
-                    "failed",
-                    now=now,
-                    actor=delivery.channel,
-                    note=f"delivery failed: {values['last_error'] or result.status}",
-                    failed_at=now,
-                )
+                if res.rowcount != 1:  # type: ignore[attr-defined]
+                    continue  # our claim expired and someone else took over
+                if outcome is Outcome.SUCCESS:
+                    await move(
+                        session,
+                        delivery.dispatch_id,
+                        ("pending",),
+                        "delivered",
+                        now=now,
+                        actor=delivery.channel,
+                        delivered_at=now,
+                    )
+                elif outcome is Outcome.FAIL:
+                    FAILED.labels(delivery.channel).inc()
+                    log.error(
+                        "delivery %s of dispatch %s failed: %s",
+                        delivery.id,
+                        delivery.dispatch_id,
+                        values["last_error"] or result.status,
+                    )
+                    await move(
+                        session,
+                        delivery.dispatch_id,
+                        ("pending",),
+                        "failed",
+                        now=now,
+                        actor=delivery.channel,
+                        note=f"delivery failed: {values['last_error'] or result.status}",
+                        failed_at=now,
+                    )
+
+    async def recorder(self) -> None:
+        while True:
+            batch = [await self.results.get()]
+            while not self.results.empty() and len(batch) < 500:
+                batch.append(self.results.get_nowait())
+            try:
+                await self.record(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Claims expire, so these deliveries are attempted again later.
+                log.exception("recording %d delivery results failed", len(batch))
 
     async def run(self) -> None:
         tasks: set[asyncio.Task[None]] = set()
+        recorder = asyncio.create_task(self.recorder())
         try:
             while True:
                 try:
-                    ids = await self.claim()
+                    claimed = await self.claim()
+                    if claimed:
+                        async with self.ctx.db.sessions() as session:
+                            ids = {d.department_id for d in claimed}
+                            rows = await session.scalars(
+                                select(Department).where(Department.id.in_(ids))
+                            )
+                            departments = {d.id: d for d in rows.all()}
+                    for delivery in claimed:
+                        task = asyncio.create_task(self._safe_attempt(delivery, departments))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                except asyncio.CancelledError:
+                    raise
                 except Exception as exc:
                     log.warning("claiming deliveries failed: %s", exc)
-                    ids = []
-                for did in ids:
-                    task = asyncio.create_task(self._safe_attempt(did))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                if not ids:
+                    claimed = []
+                if len(claimed) < 100:
                     self.wake.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(
                             self.wake.wait(), self.settings.delivery_poll_seconds
                         )
-                    except TimeoutError:
-                        pass
         finally:
+            recorder.cancel()
             for task in tasks:
                 task.cancel()
             await self.client.aclose()
 
-    async def _safe_attempt(self, did: str) -> None:
+    async def _safe_attempt(self, delivery: Delivery, departments: dict[str, Department]) -> None:
         try:
-            await self.attempt(did)
+            await self.attempt(delivery, departments)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("delivery attempt %s crashed; its claim will expire and be retried", did)
+            log.exception("delivery attempt %s crashed; its claim will expire", delivery.id)
 
 
 async def delivery_worker(ctx: ServiceContext) -> None:
