@@ -105,7 +105,10 @@ class IdempotencyMiddleware:
             await _send_problem(scope, receive, send, _in_progress())
             return
 
-        captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
+        # The response is held back until it is stored: a client that retries the moment it
+        # sees the first answer must find it replayable, not "in progress".
+        start: Message | None = None
+        chunks = bytearray()
 
         async def replay_receive() -> Message:
             nonlocal body
@@ -113,31 +116,37 @@ class IdempotencyMiddleware:
             return {"type": "http.request", "body": chunk, "more_body": False}
 
         async def capture_send(message: Message) -> None:
+            nonlocal start
             if message["type"] == "http.response.start":
-                captured["status"] = message["status"]
-                captured["headers"] = message.get("headers", [])
+                start = message
             elif message["type"] == "http.response.body":
-                captured["body"].extend(message.get("body", b""))
-            await send(message)
+                chunks.extend(message.get("body", b""))
 
         try:
             await self.app(scope, replay_receive, capture_send)
-        finally:
+        except BaseException:
             async with ctx.db.transaction() as session:
-                if captured["status"] >= 500:
-                    await session.execute(delete(table).where(*match))
-                else:
-                    hdrs = {k.lower(): v for k, v in captured["headers"]}
-                    await session.execute(
-                        update(table)
-                        .where(*match)
-                        .values(
-                            status_code=captured["status"],
-                            content_type=hdrs.get(b"content-type", b"").decode() or None,
-                            location=hdrs.get(b"location", b"").decode() or None,
-                            body=bytes(captured["body"]),
-                        )
+                await session.execute(delete(table).where(*match))
+            raise
+        status = start["status"] if start else 500
+        async with ctx.db.transaction() as session:
+            if status >= 500:
+                await session.execute(delete(table).where(*match))
+            else:
+                hdrs = {k.lower(): v for k, v in (start or {}).get("headers", [])}
+                await session.execute(
+                    update(table)
+                    .where(*match)
+                    .values(
+                        status_code=status,
+                        content_type=hdrs.get(b"content-type", b"").decode() or None,
+                        location=hdrs.get(b"location", b"").decode() or None,
+                        body=bytes(chunks),
                     )
+                )
+        if start is not None:
+            await send(start)
+            await send({"type": "http.response.body", "body": bytes(chunks)})
 
     async def _principal(self, scope: Scope, headers: dict[bytes, bytes]) -> str | None:
         auth = headers.get(b"authorization", b"").decode(errors="replace")
