@@ -116,6 +116,15 @@ class DeliveryWorker:
             .limit(limit)
             .scalar_subquery()
         )
+        async with self.ctx.db.sessions() as session:
+            # A plain read first: no write lock (SQLite) unless there is something to claim.
+            anything = await session.scalar(
+                select(Delivery.id)
+                .where(Delivery.state == "pending", Delivery.next_attempt_at <= now, free)
+                .limit(1)
+            )
+        if anything is None:
+            return []
         async with self.ctx.db.transaction() as session:
             await session.execute(
                 update(Delivery)

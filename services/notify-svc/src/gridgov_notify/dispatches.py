@@ -19,7 +19,7 @@ from gridgov_common.events import CloudEvent, EventPayload, make_event
 from gridgov_common.events.notify import DispatchStateChanged, EventUnrouted
 from gridgov_common.outbox import record
 
-from .departments import active_departments, matching_prefix
+from .departments import DEPARTMENT_TYPES, active_departments, matching_prefix
 from .models import Case, Delivery, Department, Dispatch, DispatchLog, KnownRegion, UnroutedEvent
 from .models import tables as notify_tables
 from .rules import current_rules, rule_matches
@@ -36,6 +36,9 @@ DISPATCHED = Counter(
 ESCALATIONS = Counter("gridgov_notify_escalations_total", "Dispatches escalated", ["kind"])
 
 OPEN_FOR_ACK = ("pending", "delivered")
+# Rules and departments loaded once per transaction: the inbox handles a batch of events in
+# one transaction, and they cannot change inside it.
+ROUTING_CACHE = "notify_routing_cache"
 
 
 def new_id(prefix: str) -> str:
@@ -162,13 +165,17 @@ async def create_dispatch(
     now: datetime,
     escalated_from: str | None = None,
     rerouted_from: str | None = None,
+    new_case: bool = False,
 ) -> Dispatch | None:
     """A new pending dispatch plus its deliveries; None if the department already has one."""
-    existing = await session.scalar(
-        select(Dispatch.id).where(Dispatch.case_id == case.id, Dispatch.department_id == dept.id)
-    )
-    if existing is not None:
-        return None
+    if not new_case:
+        existing = await session.scalar(
+            select(Dispatch.id).where(
+                Dispatch.case_id == case.id, Dispatch.department_id == dept.id
+            )
+        )
+        if existing is not None:
+            return None
     d = Dispatch(
         id=new_id("dsp"),
         case_id=case.id,
@@ -189,7 +196,6 @@ async def create_dispatch(
         feedback_photos=[],
     )
     session.add(d)
-    await session.flush()
     await log_transition(session, d, case, dept, None, at=now)
     for channel in channels_of(dept):
         body = json.dumps(
@@ -229,7 +235,10 @@ async def route_event(
     if await session.scalar(select(Case.id).where(Case.source_event_id == evt.id)) is not None:
         return None  # already routed (a redelivery)
     grid_code = evt.gridcode or evt.data.get("grid_code")
-    rules = await current_rules(session, evt.type)
+    cache = session.info.setdefault(ROUTING_CACHE, {})
+    rules = cache.get(("rules", evt.type))
+    if rules is None:
+        rules = cache[("rules", evt.type)] = await current_rules(session, evt.type)
     grid_class = None
     grid_note = ""
     if grid_code:
@@ -241,8 +250,9 @@ async def route_event(
     matched = [r for r in rules if rule_matches(r, evt.data, grid_class)]
     plan: list[tuple[Department, Any, str]] = []
     if grid_code and matched:
-        types = {t for r in matched for t in r.department_types}
-        depts = await active_departments(session, types)
+        depts = cache.get("departments")
+        if depts is None:
+            depts = cache["departments"] = await active_departments(session, set(DEPARTMENT_TYPES))
         chosen: set[str] = set()
         for rule in matched:
             for dtype in rule.department_types:
@@ -300,7 +310,6 @@ async def route_event(
         created_at=now,
     )
     session.add(case)
-    await session.flush()
     for dept, rule, prefix in plan:
         await create_dispatch(
             session,
@@ -317,6 +326,7 @@ async def route_event(
             feedback_sla=rule.feedback_sla,
             calendar=calendar,
             now=now,
+            new_case=True,
         )
     return case
 
