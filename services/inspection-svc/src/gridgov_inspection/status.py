@@ -170,12 +170,18 @@ async def refresh_colours(session: AsyncSession, ctx: Any, now: datetime) -> int
     ).all()
     if not changed:
         return 0
-    await session.execute(
-        update(Checkpoint)
-        .where(Checkpoint.colour != computed)
-        .values(colour=computed)
-        .execution_options(synchronize_session=False)
-    )
+    # Update by primary key (rows already locked above): no second scan of the table.
+    by_colour: dict[str, list[str]] = {}
+    for r in changed:
+        by_colour.setdefault(r[6], []).append(r[0])
+    for colour, ids in by_colour.items():
+        for start in range(0, len(ids), BATCH):
+            await session.execute(
+                update(Checkpoint)
+                .where(Checkpoint.id.in_(ids[start : start + BATCH]))
+                .values(colour=colour)
+                .execution_options(synchronize_session=False)
+            )
     events: list[tuple[EventPayload, str, str]] = [
         (
             CheckpointStatusChanged(
