@@ -69,7 +69,7 @@ def check_unmask(
             "unmask-forbidden",
             "your role may only see masked ID and phone numbers; ask a population officer",
         )
-    if not purpose or len(purpose.strip()) < 3:
+    if not purpose or len(purpose.strip()) < 2:
         raise Problem(
             422,
             "purpose-required",

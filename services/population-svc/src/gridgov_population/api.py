@@ -10,8 +10,18 @@ from sqlalchemy import select
 from gridgov_common.app import Ctx
 from gridgov_common.auth import Principal, require_roles
 
-from . import duplicates, employers, houses, permits, persons, points, registrations, staffing
-from .access import READ_ROLES, REVIEW_ROLES, WRITE_ROLES, scope_filter
+from . import (
+    duplicates,
+    employers,
+    houses,
+    permits,
+    persons,
+    points,
+    registrations,
+    rotation,
+    staffing,
+)
+from .access import READ_ROLES, REVIEW_ROLES, WRITE_ROLES, audit, scope_filter
 from .models import AuditEntry, DuplicateCandidate, House
 from .schemas import (
     AuditOut,
@@ -383,3 +393,25 @@ async def get_ranking(
     ctx: Ctx, principal: Reader, year: int, town_code: str, purpose: str
 ) -> dict[str, Any]:
     return await points.ranking(ctx, principal, year, town_code, purpose)
+
+
+# --- administration -----------------------------------------------------------------------
+
+
+@router.post(
+    "/admin/pii-key-rotation",
+    tags=["administration"],
+    summary="Re-encrypt every stored ID/phone number under the active key (audited)",
+)
+async def rotate_pii_keys(ctx: Ctx, principal: Auditor) -> dict[str, Any]:
+    counts = await rotation.rotate(ctx)
+    async with ctx.db.transaction() as session:
+        audit(
+            session,
+            principal,
+            "key_rotation",
+            "pii",
+            ctx.settings.pii_active_key,  # type: ignore[attr-defined]
+            detail=counts,
+        )
+    return {"active_key": ctx.settings.pii_active_key, "rotated": counts}  # type: ignore[attr-defined]

@@ -242,7 +242,7 @@ class OutflowOut(BaseModel):
 class DuplicateDecision(Strict):
     decision: Literal["duplicate", "not_duplicate"]
     survivor_id: str | None = Field(default=None, description="Required for 'duplicate'")
-    purpose: str = Field(min_length=3, max_length=500, description="Why (audited)")
+    purpose: str = Field(min_length=2, max_length=500, description="Why (audited)")
 
 
 class DuplicateOut(BaseModel):
