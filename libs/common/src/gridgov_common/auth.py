@@ -8,6 +8,7 @@ production verifies RS256 against an identity provider's JWKS.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -75,11 +76,29 @@ class Principal:
 
 
 class Authenticator:
+    # A device sends the same token with every request until it expires; verifying its
+    # signature once per token instead of once per request takes ~100 µs off every call.
+    CACHE_SIZE = 10_000
+
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     async def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, expires = cached
+            if time.time() < expires:
+                return principal
+            del self._verified[token]
+        principal = await self._verify(token)
+        if len(self._verified) >= self.CACHE_SIZE:
+            self._verified.clear()  # crude but bounded; a cold cache only costs verification
+        self._verified[token] = (principal, float(principal.claims["exp"]))
+        return principal
+
+    async def _verify(self, token: str) -> Principal:
         try:
             if self._jwks is not None:
                 # PyJWKClient fetches and caches keys with blocking I/O.
