@@ -24,7 +24,7 @@ from gridgov_common.db import utcnow
 from gridgov_common.lease import REPLICA_ID
 
 from .departments import active_secrets
-from .dispatches import move
+from .dispatches import DIRECT_HOLDER, move
 from .models import Delivery, Department
 from .settings import Settings
 from .webhooks import Outcome, RetryPolicy, classify, webhook_headers
@@ -99,8 +99,10 @@ class DeliveryWorker:
         self.channels: dict[str, Channel] = {"webhook": WebhookChannel(self.client)}
         self.wake = asyncio.Event()
         self.sem = asyncio.Semaphore(settings.delivery_concurrency)
+        self.incoming: asyncio.Queue[str] = asyncio.Queue()
         self.results: asyncio.Queue[tuple[Delivery, AttemptResult, datetime]] = asyncio.Queue()
         self._round = 0
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def claim(self, limit: int = 100) -> list[Delivery]:
         """Claim due deliveries in one statement; the re-checked WHERE makes it race-safe."""
@@ -222,6 +224,48 @@ class DeliveryWorker:
                         failed_at=now,
                     )
 
+    def handoff(self, delivery_ids: list[str]) -> None:
+        """Deliveries this replica just created (already claimed for it): send them now."""
+        for did in delivery_ids:
+            self.incoming.put_nowait(did)
+
+    async def feeder(self) -> None:
+        while True:
+            ids = [await self.incoming.get()]
+            while not self.incoming.empty() and len(ids) < 500:
+                ids.append(self.incoming.get_nowait())
+            try:
+                async with self.ctx.db.sessions() as session:
+                    rows = (
+                        await session.scalars(
+                            select(Delivery).where(
+                                Delivery.id.in_(ids),
+                                Delivery.state == "pending",
+                                Delivery.claimed_by == DIRECT_HOLDER,
+                            )
+                        )
+                    ).all()
+                    dept_ids = {d.department_id for d in rows}
+                    departments = {
+                        d.id: d
+                        for d in (
+                            await session.scalars(
+                                select(Department).where(Department.id.in_(dept_ids))
+                            )
+                        ).all()
+                    }
+                for delivery in rows:
+                    self.spawn(delivery, departments)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("handing %d new deliveries over failed; claims will expire", len(ids))
+
+    def spawn(self, delivery: Delivery, departments: dict[str, Department]) -> None:
+        task = asyncio.create_task(self._safe_attempt(delivery, departments))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
     async def recorder(self) -> None:
         while True:
             batch = [await self.results.get()]
@@ -236,8 +280,7 @@ class DeliveryWorker:
                 log.exception("recording %d delivery results failed", len(batch))
 
     async def run(self) -> None:
-        tasks: set[asyncio.Task[None]] = set()
-        recorder = asyncio.create_task(self.recorder())
+        helpers = [asyncio.create_task(self.recorder()), asyncio.create_task(self.feeder())]
         try:
             while True:
                 try:
@@ -250,9 +293,7 @@ class DeliveryWorker:
                             )
                             departments = {d.id: d for d in rows.all()}
                     for delivery in claimed:
-                        task = asyncio.create_task(self._safe_attempt(delivery, departments))
-                        tasks.add(task)
-                        task.add_done_callback(tasks.discard)
+                        self.spawn(delivery, departments)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -265,8 +306,7 @@ class DeliveryWorker:
                             self.wake.wait(), self.settings.delivery_poll_seconds
                         )
         finally:
-            recorder.cancel()
-            for task in tasks:
+            for task in [*helpers, *self.tasks]:
                 task.cancel()
             await self.client.aclose()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
@@ -17,6 +17,7 @@ from gridgov_common.db import PlatformTables, utcnow
 from gridgov_common.errors import Problem, conflict, not_found
 from gridgov_common.events import CloudEvent, EventPayload, make_event
 from gridgov_common.events.notify import DispatchStateChanged, EventUnrouted
+from gridgov_common.lease import REPLICA_ID
 from gridgov_common.outbox import record
 
 from .departments import DEPARTMENT_TYPES, active_departments, matching_prefix
@@ -28,6 +29,11 @@ from .workcal import Sla, WorkCalendar
 log = logging.getLogger("gridgov.notify")
 SOURCE = "notify-svc"
 DELIVERY_FLAG = "notify_delivery_pending"
+NEW_DELIVERIES = "notify_new_deliveries"
+# New deliveries are claimed by the replica that created them and handed to its worker on
+# commit (no claim round-trip); if that replica dies, the claim expires and others take over.
+DIRECT_HOLDER = f"{REPLICA_ID}:direct"
+DIRECT_CLAIM = timedelta(seconds=60)
 
 UNROUTED = Counter("gridgov_notify_unrouted_total", "Events that matched no department", ["type"])
 DISPATCHED = Counter(
@@ -35,7 +41,7 @@ DISPATCHED = Counter(
 )
 ESCALATIONS = Counter("gridgov_notify_escalations_total", "Dispatches escalated", ["kind"])
 
-OPEN_FOR_ACK = ("pending", "delivered")
+OPEN_FOR_ACK = ("pending", "delivered", "failed")
 # Rules and departments loaded once per transaction: the inbox handles a batch of events in
 # one transaction, and they cannot change inside it.
 ROUTING_CACHE = "notify_routing_cache"
@@ -203,9 +209,12 @@ async def create_dispatch(
             ensure_ascii=False,
             separators=(",", ":"),
         )
+        delivery_id = new_id("msg")
         session.add(
             Delivery(
-                id=new_id("msg"),
+                id=delivery_id,
+                claimed_by=DIRECT_HOLDER,
+                claim_expires_at=now + DIRECT_CLAIM,
                 dispatch_id=d.id,
                 department_id=dept.id,
                 channel=channel,
@@ -218,6 +227,7 @@ async def create_dispatch(
             )
         )
         session.info[DELIVERY_FLAG] = True
+        session.info.setdefault(NEW_DELIVERIES, []).append(delivery_id)
     DISPATCHED.labels(case.source_event_type, dept.type).inc()
     return d
 
@@ -393,7 +403,7 @@ async def acknowledge(session: AsyncSession, d: Dispatch, actor: str, now: datet
     if moved is None:
         raise conflict(
             "dispatch-not-acknowledgeable",
-            f"dispatch {d.id} is {d.state}; only pending or delivered ones can be acknowledged",
+            f"dispatch {d.id} is {d.state}; only pending, delivered or failed ones can be acked",
         )
     return moved
 

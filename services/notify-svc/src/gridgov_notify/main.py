@@ -8,7 +8,7 @@ from gridgov_common.events import NOTIFY_TOPIC
 from .api import router
 from .consumers import build_handlers
 from .delivery import delivery_worker
-from .dispatches import DELIVERY_FLAG
+from .dispatches import DELIVERY_FLAG, NEW_DELIVERIES
 from .escalation import calendar_of, escalation_worker
 from .models import Base, tables
 from .rules import seed_defaults
@@ -25,8 +25,10 @@ async def wake_delivery_on_commit(ctx: ServiceContext) -> None:
     def hook(session: object) -> None:
         info = getattr(session, "info", {})
         if info.pop(DELIVERY_FLAG, False):
+            new = info.pop(NEW_DELIVERIES, [])
             worker = ctx.state.get("delivery_worker")
             if worker is not None:
+                worker.handoff(new)
                 worker.wake.set()
 
     ctx.db.on_commit(hook)
