@@ -217,7 +217,8 @@ def _health_router() -> APIRouter:
     return router
 
 
-def get_ctx(request: Request) -> ServiceContext:
+async def get_ctx(request: Request) -> ServiceContext:
+    # async: a plain def dependency would be run in a thread pool on every request.
     ctx: ServiceContext = request.app.state.ctx
     return ctx
 
