@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
-from gridgov_common.testing import free_port
+from gridgov_common.testing import free_port, token_for
 from gridgov_population.models import CodeCounter, House
 
 from .conftest import (
@@ -277,3 +277,42 @@ async def test_special_groups_flagged_and_events_carry_no_pii(pop, city):
         assert child_id not in body and "13700009999" not in body
         assert child_id[:17] not in body and "1370000" not in body
         json.loads(body)
+
+
+async def test_handover_to_another_street_needs_the_document_number(pop, city):
+    street1 = token_for(roles=["registrar"], scopes=[city.street], subject="registrar-1")
+    number = make_id(seq=61)
+    async with pop.client(OTHER_STREET) as http:
+        r = await http.post(
+            "/v1/persons", json=person_body(region=city.other_community, id_number=number)
+        )
+        pid = r.json()["id"]
+    async with pop.client(street1) as http:
+        house = (await http.post("/v1/houses", json=house_body(city))).json()
+        body = {
+            "person_id": pid,
+            "house_id": house["id"],
+            "arrival_date": TODAY.isoformat(),
+            "reason": "work",
+        }
+        r = await http.post("/v1/registrations", json=body)
+        assert r.status_code == 404
+        r = await http.post("/v1/registrations", json={**body, "id_number": make_id(seq=63)})
+        assert r.status_code == 404
+        r = await http.post(
+            "/v1/registrations",
+            json={**body, "id_number": number},
+            headers={"Idempotency-Key": "k1"},
+        )
+        assert r.status_code == 201, r.text
+        # A mobile retry of the same request returns the first result, no second registration.
+        again = await http.post(
+            "/v1/registrations",
+            json={**body, "id_number": number},
+            headers={"Idempotency-Key": "k1"},
+        )
+        assert again.status_code == 201 and again.json()["id"] == r.json()["id"]
+        assert again.headers.get("idempotent-replayed") == "true"
+        assert (await http.get(f"/v1/persons/{pid}")).json()["region_code"] == city.grid_west
+    async with pop.client(OTHER_STREET) as http:
+        assert (await http.get(f"/v1/persons/{pid}")).status_code == 404

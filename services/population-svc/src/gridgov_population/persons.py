@@ -50,6 +50,11 @@ def validate_identity(body: PersonCreate, today: date | None = None) -> Identity
     return Identity("passport", number, body.birth_date, body.sex, body.nationality)
 
 
+def normalise_document(value: str) -> str:
+    """Citizen IDs are normalised by the blind index itself; passports: no spaces, upper."""
+    return "".join(value.split()).upper()
+
+
 def document_index(settings: Settings, document_type: str, number: str, nationality: str) -> str:
     if document_type == "citizen_id":
         return settings.blind_index.index("citizen_id", number)

@@ -7,6 +7,7 @@ is always derivable from the rows, which are never deleted.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from . import duplicates, houses, persons, special_groups
 from .access import china_today, ensure_visible
 from .models import House, OutflowReport, Person, Registration, Room, new_id
 from .schemas import OutflowCreate, RegistrationCreate, RegistrationOut
+from .settings import Settings
 
 
 def classify(household_region_code: str | None, grid_code: str) -> str:
@@ -98,7 +100,7 @@ async def register(
 async def _register(
     ctx: ServiceContext, session: AsyncSession, principal: Principal, body: RegistrationCreate
 ) -> dict[str, Any]:
-    person = await persons.get_visible(session, principal, body.person_id)
+    person = await _person_for_arrival(ctx, session, principal, body)
     if person.status != "active":
         raise conflict("person-merged", f"person was merged into {person.merged_into}")
     house = await houses.get_visible(session, principal, body.house_id)
@@ -188,6 +190,29 @@ async def _register(
     result = out(reg, closed_id)
     result["duplicate_candidates"] = [duplicates.match_summary(m) for m in matches]
     return result
+
+
+async def _person_for_arrival(
+    ctx: ServiceContext, session: AsyncSession, principal: Principal, body: RegistrationCreate
+) -> Person:
+    """The arriving person. A person recorded elsewhere (outside the caller's scopes) is
+    handed over only to a registrar who presents the person's whole document number."""
+    person = await session.get(Person, body.person_id)
+    if person is None:
+        raise not_found("person", body.person_id)
+    if principal.covers(person.region_code):
+        return person
+    if body.id_number:
+        settings: Settings = ctx.settings  # type: ignore[assignment]
+        index = persons.document_index(
+            settings,
+            person.document_type,
+            persons.normalise_document(body.id_number),
+            person.nationality,
+        )
+        if hmac.compare_digest(index, person.id_bidx):
+            return person
+    raise not_found("person", body.person_id)
 
 
 async def depart(

@@ -200,6 +200,11 @@ class RegistrationCreate(Strict):
     room_number: str | None = None
     arrival_date: date
     reason: Reason
+    id_number: str | None = Field(
+        default=None,
+        description="The person's whole document number: lets the registrar of the new place "
+        "take over a person recorded under another region (handover on moving)",
+    )
 
 
 class Departure(Strict):
