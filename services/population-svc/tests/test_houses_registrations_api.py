@@ -174,6 +174,12 @@ async def test_local_classification(pop, city):
             json={"person_id": pid, "community_code": city.community, "destination": "广州"},
         )
         assert r.status_code == 201, r.text
+        # Registered here (household), living elsewhere once the local period ends: outflow.
+        reg = (await http.get(f"/v1/persons/{pid}/registrations")).json()["items"][0]
+        await http.post(
+            f"/v1/registrations/{reg['id']}/departure", json={"departure_date": TODAY.isoformat()}
+        )
+        assert (await http.get(f"/v1/persons/{pid}")).json()["classification"] == "outflow"
 
 
 async def test_overcrowded_dorm_raised_once_and_cleared(pop, city):

@@ -16,7 +16,7 @@ from gridgov_common.errors import Problem, invalid, not_found
 from . import duplicates, special_groups
 from .access import audit, check_unmask, china_today, ensure_visible, scope_filter
 from .citizen_id import CitizenIdError, age_on, check_declared, parse_citizen_id
-from .models import Person, Registration, new_id
+from .models import OutflowReport, Person, Registration, new_id
 from .names import name_pinyin, normalise_name
 from .pii import PiiError, mask_citizen_id, mask_phone
 from .schemas import PersonCreate, PersonOut, PersonSearch, PersonUpdate
@@ -233,10 +233,20 @@ async def read(
     async with ctx.db.transaction() as session:
         person = await get_visible(session, principal, person_id)
         reg = await active_registration(session, person.id)
+        outflow = None
+        if reg is None:
+            outflow = await session.scalar(
+                select(OutflowReport.id).where(
+                    OutflowReport.person_id == person.id, OutflowReport.returned_on.is_(None)
+                )
+            )
         if show:
             fields = ["id_number"] + (["phone"] if person.phone_enc else [])
             audit(session, principal, "unmask", "person", person.id, fields=fields, purpose=purpose)
-        return to_out(settings, person, unmasked=show, registration=reg)
+        result = to_out(settings, person, unmasked=show, registration=reg)
+        if outflow is not None:
+            result["classification"] = "outflow"
+        return result
 
 
 async def search(
