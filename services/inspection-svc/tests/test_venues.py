@@ -125,3 +125,60 @@ async def test_grid_class_change_in_grid_svc_regrades_checkpoints(insp, grid, ci
     from gridgov_common.testing import eventually
 
     await eventually(regraded, timeout=30)
+
+
+async def test_venues_follow_a_grid_split(insp, grid, city):
+    from gridgov_common.testing import eventually
+    from gridgov_grid.fixtures import box
+
+    # a venue in the north half of the west grid
+    north = (113.905, 22.565)
+    async with insp.client(ADMIN) as http:
+        r = await http.post(
+            "/v1/venues",
+            json={
+                "name": "北面小店",
+                "venue_type": "shop",
+                "address": "北路",
+                "location": list(north),
+            },
+        )
+        assert r.status_code == 201
+        venue = r.json()
+        cp = (
+            await http.post(
+                f"/v1/venues/{venue['id']}/checkpoints",
+                json={"name": "门口", "tag_uid": "04A1A2A3A4A5A6", "cycle_days": 30},
+            )
+        ).json()
+    assert venue["grid_code"] == city.grid_west and cp["effective_cycle_days"] == 22
+    async with grid.client(ADMIN) as http:
+        r = await http.post(
+            f"/v1/regions/{city.grid_west}/split",
+            json={
+                "parts": [
+                    {
+                        "name": "南",
+                        "boundary": box(113.90, 22.55, 113.91, 22.56),
+                        "grid_class": "key",
+                    },
+                    {
+                        "name": "北",
+                        "boundary": box(113.90, 22.56, 113.91, 22.57),
+                        "grid_class": "enhanced",
+                    },
+                ]
+            },
+        )
+        assert r.status_code == 201, r.text
+        new_north = next(p["code"] for p in r.json() if p["name"] == "北")
+
+    async def moved():
+        async with insp.client(ADMIN) as http:
+            v = (await http.get(f"/v1/venues/{venue['id']}")).json()
+            c = (await http.get(f"/v1/checkpoints/{cp['id']}")).json()
+        return (v, c) if v["grid_code"] == new_north else None
+
+    v, c = await eventually(moved, timeout=30)
+    assert v["grid_class"] == "enhanced" and v["community_code"] == city.community
+    assert c["grid_code"] == new_north and c["effective_cycle_days"] == 15

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import shapely.geometry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridgov_common.events import CloudEvent, EventPayload, make_event
@@ -49,10 +50,19 @@ def make_handlers(settings: Settings) -> dict[str, Any]:
         region.status = payload.status
         region.grid_class = payload.grid_class
         region.version = payload.version
+        old_geometry = region.geometry
+        if payload.level == "grid" and payload.geometry is not None:
+            region.geometry = shapely.geometry.shape(payload.geometry)
         await session.flush()
         if payload.level == "grid" and payload.grid_class != old_class:
             # The cycle rule depends on the class: re-apply it to the grid's checkpoints.
             await venues.regrade_grid(session, settings, payload.code)
+        if payload.level == "grid" and (
+            region.status == "retired"
+            or old_geometry is None
+            or not old_geometry.equals(region.geometry)
+        ):
+            await venues.follow_grid_change(session, settings, region)
 
     async def on_dispatch_changed(
         session: AsyncSession, evt: CloudEvent, payload: DispatchStateChanged

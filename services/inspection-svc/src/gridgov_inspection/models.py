@@ -36,6 +36,8 @@ class GridRegion(Base):
     status: Mapped[str] = mapped_column(String(10), default="active")
     grid_class: Mapped[str | None] = mapped_column(String(10))
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # Grids only: the boundary, so venues can follow boundary changes, splits and retirements.
+    geometry: Mapped[Any] = mapped_column(Geometry("GEOMETRY"), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import shapely
+import shapely.prepared
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -360,6 +361,61 @@ def items_for(cp: Checkpoint, tpl: CheckTemplate) -> list[dict[str, Any]]:
             "none of this checkpoint's items exist in the current template; update its items",
         )
     return items
+
+
+async def follow_grid_change(
+    session: AsyncSession, settings: Settings, region: GridRegion
+) -> list[str]:
+    """Keep venues in the grid that contains them after a grid.v1 change (cheap: bounded by
+    one community). A created or reshaped grid takes the venues of its community that lie
+    inside it; a retired grid hands its venues to whichever known active grid contains them
+    (a venue no known grid contains stays put until the successor grid's event arrives)."""
+    moved: list[str] = []
+    if region.level != "grid" or region.parent_code is None:
+        return moved
+    if region.status == "active" and region.geometry is not None:
+        shape = shapely.prepared.prep(region.geometry)
+        for venue in await session.scalars(
+            select(Venue).where(
+                Venue.community_code == region.parent_code, Venue.grid_code != region.code
+            )
+        ):
+            if shape.contains(shapely.Point(venue.lon, venue.lat)):
+                await assign_grid(session, settings, venue, region)
+                moved.append(venue.id)
+    elif region.status == "retired":
+        grids = list(
+            await session.scalars(
+                select(GridRegion).where(
+                    GridRegion.level == "grid",
+                    GridRegion.status == "active",
+                    GridRegion.code.startswith(region.code[:6]),
+                    GridRegion.geometry.is_not(None),
+                )
+            )
+        )
+        for venue in await session.scalars(select(Venue).where(Venue.grid_code == region.code)):
+            point = shapely.Point(venue.lon, venue.lat)
+            home = next((g for g in grids if g.geometry.contains(point)), None)
+            if home is not None:
+                await assign_grid(session, settings, venue, home)
+                moved.append(venue.id)
+    return moved
+
+
+async def assign_grid(
+    session: AsyncSession, settings: Settings, venue: Venue, grid: GridRegion
+) -> None:
+    venue.grid_code = grid.code
+    venue.community_code = grid.parent_code or grid.code[:12]
+    venue.street_code = grid.code[:9]
+    venue.grid_class = grid.grid_class
+    venue.version += 1
+    for cp in await session.scalars(select(Checkpoint).where(Checkpoint.venue_id == venue.id)):
+        cp.grid_code = venue.grid_code
+        cp.community_code = venue.community_code
+        cp.street_code = venue.street_code
+        schedule(cp, grid.grid_class, settings)
 
 
 async def regrade_grid(session: AsyncSession, settings: Settings, grid_code: str) -> int:

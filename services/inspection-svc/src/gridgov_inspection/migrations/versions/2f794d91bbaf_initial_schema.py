@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: b14ab471573b
+Revision ID: 2f794d91bbaf
 Revises:
-Create Date: 2026-11-22 03:52:49.512271
+Create Date: 2026-11-22 04:05:43.592824
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import gridgov_common.db
 
-revision: str = "b14ab471573b"
+revision: str = "2f794d91bbaf"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("grid_class", sa.String(length=10), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("geometry", gridgov_common.db.Geometry(), nullable=True),
         sa.Column("updated_at", gridgov_common.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("code"),
     )
