@@ -177,3 +177,34 @@ async def test_inspector_out_of_scope_sees_404(insp, city):
     other = token_for(roles=["inspector"], scopes=["440307"], subject="x")
     r = await submit(insp, submission(site, await answers_for(insp, "restaurant")), token=other)
     assert r.status_code == 404
+
+
+async def test_racing_submissions_cannot_share_a_photo_or_a_sun_counter(insp, city):
+    import asyncio
+
+    a = await make_site(insp, city)
+    b = await make_site(insp, city)
+    photo = jpeg()
+    answers = await answers_for(insp, "restaurant")
+    results = await asyncio.gather(
+        submit(insp, submission(a, answers), [("p.jpg", photo)]),
+        submit(insp, submission(b, answers), [("p.jpg", photo)]),
+    )
+    assert sorted(r.status_code for r in results) == [201, 409]
+    secure = await make_site(insp, city, tag_uid=SUN_UID, tag_key=ZERO_KEY)
+    sun = {"uid": SUN_UID, "counter": "000006", "cmac": "4B00064004B0B3D3"}
+    results = await asyncio.gather(
+        *(submit(insp, submission(secure, answers, sun=sun)) for _ in range(3))
+    )
+    assert sorted(r.status_code for r in results) == [201, 409, 409]
+    assert await _count(insp, Inspection) == 2
+
+
+async def test_photo_types_by_magic_bytes(insp, city):
+    site = await make_site(insp, city)
+    answers = await answers_for(insp, "restaurant")
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(200))
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(range(100))
+    r = await submit(insp, submission(site, answers), [("a.png", png), ("b.heic", heic)])
+    assert r.status_code == 201, r.text
+    assert len(r.json()["photos"]) == 2
