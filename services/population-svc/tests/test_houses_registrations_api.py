@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date, timedelta
 
@@ -47,7 +48,13 @@ async def test_house_codes_never_reused(pop, city):
         assert counter.last == 1
     async with pop.client(OFFICER) as http:
         r = await http.post("/v1/houses", json=house_body(city))
-    assert r.json()["house_code"].endswith("000002")
+        assert r.json()["house_code"].endswith("000002")
+        # Concurrent allocations stay unique and gap-free.
+        many = await asyncio.gather(
+            *(http.post("/v1/houses", json=house_body(city)) for _ in range(8))
+        )
+    codes = sorted(m.json()["house_code"] for m in many)
+    assert codes == [f"{city.community}{n:06d}" for n in range(3, 11)]
 
 
 async def test_house_location_checks(pop, city):

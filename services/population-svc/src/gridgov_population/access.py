@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import ColumnElement, false, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridgov_common.auth import Principal
@@ -111,8 +112,15 @@ async def next_number(session: AsyncSession, scope: str) -> int:
         select(CodeCounter).where(CodeCounter.scope == scope).with_for_update()
     )
     if counter is None:
-        counter = CodeCounter(scope=scope, last=0)
-        session.add(counter)
+        try:
+            async with session.begin_nested():
+                session.add(CodeCounter(scope=scope, last=0))
+        except IntegrityError:
+            pass  # another transaction created it first; lock theirs below
+        counter = await session.scalar(
+            select(CodeCounter).where(CodeCounter.scope == scope).with_for_update()
+        )
+        assert counter is not None
     counter.last += 1
     await session.flush()
     return counter.last

@@ -157,6 +157,9 @@ async def reassess(ctx: ServiceContext, session: AsyncSession, house: House) -> 
     exactly one event per transition (state kept in ``overcrowding_states``)."""
     settings: Settings = ctx.settings  # type: ignore[assignment]
     minimum = settings.overcrowding_min_m2
+    # Serialise reassessments of one house (PostgreSQL row lock; SQLite writes are serial
+    # anyway), so two concurrent arrivals cannot both publish the same transition.
+    await session.execute(select(House.id).where(House.id == house.id).with_for_update())
     total, per_room = await occupancy(session, house.id)
     rooms = (await session.scalars(select(Room).where(Room.house_id == house.id))).all()
     units: list[tuple[str, str | None, float, int]] = []
