@@ -391,9 +391,13 @@ async def test_receiver_down_during_restart_still_gets_delivery(launch, publishe
     # notify-svc is down; the receiver comes up; notify-svc restarts on the same database
     async with rec.serve(), launch("notify", **settings) as notify, notify.client(ADMIN) as http:
         await eventually(lambda: rec.accepted, timeout=20)
+
+        async def delivered():
+            items = await dispatches_of(http)
+            return items[0]["state"] == "delivered"
+
+        await eventually(delivered, timeout=20)
         assert len(rec.accepted) == 1
-        items = await dispatches_of(http)
-        assert items[0]["state"] == "delivered"
 
 
 async def test_ack_feedback_reroute_and_case_summary(launch, publisher):
