@@ -206,6 +206,11 @@ class Database:
         self._commit_hooks.append(hook)
 
     def _after_commit(self, session: Session) -> None:
+        # after_commit also fires when a SAVEPOINT is released; only the outermost commit
+        # makes rows visible to other connections.
+        root = session.get_transaction()
+        if root is not None and root.is_active:
+            return
         for hook in self._commit_hooks:
             hook(session)
 
