@@ -82,6 +82,13 @@ async def test_every_bad_input_is_a_clear_4xx_and_nothing_is_recorded(insp, city
             422,
             "scan-too-old",
         ),
+        (
+            "naive scan time",
+            submission(site, answers, scanned_at=now.replace(tzinfo=None).isoformat()),
+            None,
+            422,
+            "scan-time-invalid",
+        ),
         ("no photo", submission(site, answers), [], 422, "photo-required"),
         (
             "text file named .jpg",
@@ -98,7 +105,7 @@ async def test_every_bad_input_is_a_clear_4xx_and_nothing_is_recorded(insp, city
         assert r.headers["content-type"].startswith("application/problem+json")
         assert r.json()["type"] == P + slug, (what, r.json())
     assert await _count(insp, Inspection) == 0
-    assert await _count(insp, Rejection) == 7  # answers-invalid is not a presence/photo rule
+    assert await _count(insp, Rejection) == 8  # answers-invalid is not a presence/photo rule
 
 
 async def test_fifty_megabyte_photo_is_413(insp, city):

@@ -45,6 +45,7 @@ PRESENCE_RULES = {
     "sun-counter-replayed",
     "scan-in-future",
     "scan-too-old",
+    "scan-time-invalid",
     "gps-too-far",
 }
 PHOTO_RULES = {"photo-required", "photo-reused", "photo-too-large", "not-an-image"}
@@ -115,8 +116,11 @@ def check_proof(
             timedelta(seconds=settings.scan_max_skew_seconds),
         )
     except ScanTimeError as exc:
-        future = body.scanned_at.tzinfo is not None and body.scanned_at > now
-        raise Problem(422, "scan-in-future" if future else "scan-too-old", str(exc)) from exc
+        if body.scanned_at.tzinfo is None:
+            slug = "scan-time-invalid"
+        else:
+            slug = "scan-in-future" if body.scanned_at > now else "scan-too-old"
+        raise Problem(422, slug, str(exc)) from exc
     try:
         check_presence(
             checkpoint_lon=cp.lon,
@@ -196,6 +200,8 @@ async def submit(
         needs_photo = settings.require_photo and tpl.requires_photo
         if needs_photo and not photos:
             raise Problem(422, "photo-required", "at least one photo of the checkpoint is required")
+        if len(photos) > settings.max_photos:
+            raise invalid("too-many-photos", f"at most {settings.max_photos} photos per inspection")
         stored = await store_photos(settings, ctx.state["photos"], photos)
         return await _record(
             ctx, principal, body, cp, tpl, items, answers, stored, dist, counter, now

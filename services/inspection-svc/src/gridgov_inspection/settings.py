@@ -15,6 +15,7 @@ class Settings(ServiceSettings):
     # Photos: content-addressed under this directory; larger uploads are refused with 413.
     photo_dir: str = str(VAR_DIR / "photos")
     photo_max_bytes: int = 10 * 1024 * 1024
+    max_photos: int = 10
 
     # Proof of presence (each rule configurable).
     presence_radius_m: float = 50.0
