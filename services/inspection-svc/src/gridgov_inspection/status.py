@@ -21,6 +21,7 @@ from gridgov_common.db import utcnow
 from gridgov_common.events import EventPayload, make_event
 from gridgov_common.events.inspection import CheckpointMissed, CheckpointStatusChanged, VenueRef
 from gridgov_common.lease import Lease
+from gridgov_common.outbox import _PENDING_FLAG
 
 from . import hazards
 from .models import Checkpoint, Hazard, Miss, Venue
@@ -69,7 +70,7 @@ async def _bulk_publish(
             )
         await session.execute(insert(outbox), rows)
     if events:
-        session.info["gridgov_outbox_pending"] = True
+        session.info[_PENDING_FLAG] = True  # wakes the relay, as outbox.record does
 
 
 async def detect_misses(session: AsyncSession, ctx: Any, now: datetime) -> int:
