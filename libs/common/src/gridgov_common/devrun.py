@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from .embedded import Broker, wait_for_port
 from .settings import VAR_DIR
-from .testing import Broker, wait_for_port
 
 BROKER_PORT = int(os.environ.get("GRIDGOV_BROKER_PORT", "9092"))
 SERVICES: list[tuple[str, str, int]] = [

