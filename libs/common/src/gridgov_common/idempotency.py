@@ -71,9 +71,7 @@ class IdempotencyMiddleware:
                 ),
             )
             return
-        digest = hashlib.sha256(
-            scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body
-        ).hexdigest()
+        digest = _fingerprint(scope, headers.get(b"content-type", b""), body)
 
         ctx = scope["app"].state.ctx
         table = ctx.tables.idempotency
@@ -185,6 +183,18 @@ class IdempotencyMiddleware:
                 .values(started_at=now)
             )
             return bool(result.rowcount)
+
+
+def _fingerprint(scope: Scope, content_type: bytes, body: bytes) -> str:
+    """Hash of what the request means. A multipart retry is built with a new random boundary,
+    so the boundary is taken out: the same parts in the same order are the same request."""
+    _, _, boundary = content_type.partition(b"boundary=")
+    boundary = boundary.split(b";")[0].strip(b'" ')
+    if content_type.startswith(b"multipart/") and boundary:
+        body = body.replace(boundary, b"")
+    return hashlib.sha256(
+        scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body
+    ).hexdigest()
 
 
 def _in_progress() -> Problem:

@@ -23,6 +23,8 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
 
 from .auth import issue_token
 from .embedded import Broker, free_port
@@ -230,8 +232,6 @@ class WebhookReceiver:
         import json
 
         from standardwebhooks import Webhook
-        from starlette.requests import Request
-        from starlette.responses import Response
 
         app = FastAPI()
 
