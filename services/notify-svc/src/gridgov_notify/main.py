@@ -23,11 +23,7 @@ async def wake_delivery_on_commit(ctx: ServiceContext) -> None:
     """A committed dispatch wakes this replica's delivery worker at once (no poll delay)."""
 
     def hook(session: object) -> None:
-        # SQLAlchemy fires after_commit for SAVEPOINT releases too (the inbox runs each
-        # handler in one): only the outermost commit makes the rows visible to the worker.
-        root = session.get_transaction()  # type: ignore[attr-defined]
-        if root is not None and root.is_active:
-            return
+        # Database.on_commit hooks run on the outermost commit only.
         info = session.info  # type: ignore[attr-defined]
         if info.pop(DELIVERY_FLAG, False):
             new = info.pop(NEW_DELIVERIES, [])
