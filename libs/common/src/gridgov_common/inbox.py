@@ -62,6 +62,9 @@ class InboxConsumer:
         self.retry_base_seconds = retry_base_seconds
         self.topics = sorted({REGISTRY[t].topic for t in handlers})
         self.ready = asyncio.Event()
+        # Small batches: one batch is one write transaction, and on SQLite every other writer
+        # (the relay, delivery workers, API writes) waits for it.
+        self.batch_size = 50
 
     async def run(self) -> None:
         backoff = 0.5
@@ -96,7 +99,7 @@ class InboxConsumer:
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=200)
+            batches = await consumer.getmany(timeout_ms=500, max_records=self.batch_size)
             self.ready.set()
             offsets = {}
             for tp, messages in batches.items():

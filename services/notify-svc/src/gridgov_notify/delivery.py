@@ -306,9 +306,29 @@ class DeliveryWorker:
                             self.wake.wait(), self.settings.delivery_poll_seconds
                         )
         finally:
-            for task in [*helpers, *self.tasks]:
+            pending = [*helpers, *self.tasks]
+            for task in pending:
                 task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self.release_claims()
             await self.client.aclose()
+
+    async def release_claims(self) -> None:
+        """On a clean stop, hand back what this worker claimed but did not finish, so another
+        replica (or this one, restarted) sends it now instead of after the claim expires."""
+        mine = or_(
+            Delivery.claimed_by.startswith(f"{self.holder}:"), Delivery.claimed_by == DIRECT_HOLDER
+        )
+        try:
+            async with self.ctx.db.transaction() as session:
+                await session.execute(
+                    update(Delivery)
+                    .where(Delivery.state == "pending", mine)
+                    .values(claimed_by=None, claim_expires_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+        except Exception:
+            log.exception("releasing delivery claims failed; they will expire")
 
     async def _safe_attempt(self, delivery: Delivery, departments: dict[str, Department]) -> None:
         try:
