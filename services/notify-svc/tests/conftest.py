@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request, Response
-from standardwebhooks import Webhook
 
 from gridgov_common.bus import Bus
 from gridgov_common.events import TOPICS, EventPayload, make_event
 from gridgov_common.events.grid import RegionCreated, RegionRef
 from gridgov_common.events.inspection import HazardReported, VenueRef
-from gridgov_common.testing import free_port, serve
+from gridgov_common.testing import WebhookReceiver
 from gridgov_notify.webhooks import generate_secret
 
 GRID = "440306001001001"
@@ -97,45 +93,8 @@ async def publisher(kafka_broker):
     await p.close()
 
 
-@dataclass
-class Receiver:
-    """A department's system: a real HTTP server verifying Standard Webhooks signatures."""
-
-    secret: str
-    fail_first: int = 0
-    fail_status: int = 500
-    port: int = field(default_factory=free_port)
-    accepted: list[dict[str, Any]] = field(default_factory=list)
-    attempts: int = 0
-    bad_signatures: int = 0
-    raw: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def app(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.post("/hook")
-        async def hook(request: Request) -> Response:
-            self.attempts += 1
-            body = await request.body()
-            self.raw.append((body, dict(request.headers)))
-            try:
-                Webhook(self.secret).verify(body, dict(request.headers))
-            except Exception:
-                self.bad_signatures += 1
-                return Response(status_code=400)
-            if self.attempts <= self.fail_first:
-                return Response(status_code=self.fail_status)
-            self.accepted.append({"id": request.headers["webhook-id"], **json.loads(body)})
-            return Response(status_code=200)
-
-        return app
-
-    def serve(self):
-        return serve(self.app(), port=self.port)
+# A department's system: a real HTTP server verifying Standard Webhooks signatures.
+Receiver = WebhookReceiver
 
 
 def new_secret() -> str:
