@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gridgov_common.migrations import include_object, upgrade
+from gridgov_common.migrations import compare_type, include_object, upgrade
 
 SERVICES = ["grid", "inspection", "population", "notify"]
 
@@ -26,7 +26,7 @@ async def test_migrations_match_models(service, database_factory):
             diff = await conn.run_sync(
                 lambda sync: compare_metadata(
                     MigrationContext.configure(
-                        sync, opts={"compare_type": True, "include_object": include_object}
+                        sync, opts={"compare_type": compare_type, "include_object": include_object}
                     ),
                     metadata,
                 )

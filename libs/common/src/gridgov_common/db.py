@@ -89,6 +89,10 @@ class Geometry(TypeDecorator[Any]):
         super().__init__()
         self.geometry_type = geometry_type
 
+    def __repr__(self) -> str:
+        # How Alembic autogenerate writes the type into a migration.
+        return f"Geometry({self.geometry_type!r})"
+
     def load_dialect_impl(self, dialect: Dialect | None) -> Any:
         # geoalchemy2's DDL hooks sometimes ask without a dialect; PostGIS is the spatial one.
         if dialect is None:

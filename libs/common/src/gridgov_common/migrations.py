@@ -56,6 +56,25 @@ def include_object(
     return not (type_ == "table" and name in POSTGIS_TABLES)
 
 
+def compare_type(
+    context: Any,
+    inspected_column: Any,
+    metadata_column: Any,
+    inspected_type: Any,
+    metadata_type: Any,
+) -> bool | None:
+    """PostGIS reflects geometry columns as geoalchemy2 types, ours is a TypeDecorator over
+    them: compare the geometry kind only; everything else uses Alembic's default."""
+    from .db import Geometry
+
+    if isinstance(metadata_type, Geometry):
+        reflected = getattr(inspected_type, "geometry_type", None)
+        if reflected is None:  # SQLite: stored as a BLOB
+            return False
+        return str(reflected).upper() != metadata_type.geometry_type.upper()
+    return None
+
+
 def run_env(metadata: MetaData) -> None:
     """Body of every service's ``env.py``: online migrations over the async engine."""
     url = context.config.get_main_option("sqlalchemy.url") or ""

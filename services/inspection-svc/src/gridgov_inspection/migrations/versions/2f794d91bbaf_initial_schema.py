@@ -155,7 +155,7 @@ def upgrade() -> None:
         sa.Column("address", sa.String(length=500), nullable=False),
         sa.Column("lon", sa.Float(), nullable=False),
         sa.Column("lat", sa.Float(), nullable=False),
-        sa.Column("location", gridgov_common.db.Geometry(), nullable=False),
+        sa.Column("location", gridgov_common.db.Geometry("POINT"), nullable=False),
         sa.Column("floor_area_m2", sa.Float(), nullable=True),
         sa.Column("operator_name", sa.String(length=200), nullable=True),
         sa.Column("contact_phone", sa.String(length=40), nullable=True),
