@@ -38,7 +38,7 @@ async def test_venue_outside_grid_and_unknown_type_are_422(insp):
         body = {"name": "x", "venue_type": "restaurant", "address": "y", "location": [100.0, 30.0]}
         r = await http.post("/v1/venues", json=body)
         assert r.status_code == 422
-        assert r.json()["type"] == "urn:gridgov:problem:venue-outside-grid"
+        assert r.json()["type"] == "urn:gridgov:problem:outside-grid"
         r = await http.post("/v1/venues", json=body | {"venue_type": "spaceport"})
         assert r.json()["type"] == "urn:gridgov:problem:unknown-venue-type"
 

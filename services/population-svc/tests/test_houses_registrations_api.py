@@ -79,7 +79,7 @@ async def test_grid_svc_outage_is_503_and_writes_nothing(launch, city):
         async with pop.client(OFFICER) as http:
             r = await http.post("/v1/houses", json=house_body(city))
         assert r.status_code == 503
-        assert r.json()["type"] == "urn:gridgov:problem:grid-service-unavailable"
+        assert r.json()["type"] == "urn:gridgov:problem:grid-svc-unavailable"
         async with pop.ctx.db.sessions() as session:
             assert await session.scalar(select(func.count()).select_from(House)) == 0
             assert await session.scalar(select(func.count()).select_from(CodeCounter)) == 0

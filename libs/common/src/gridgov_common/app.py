@@ -25,6 +25,7 @@ from .bus import Bus
 from .db import Database, PlatformTables, utcnow
 from .errors import install_error_handlers
 from .events import CloudEvent, EventPayload, dlq_topic, make_event
+from .gridclient import GridClient
 from .idempotency import IdempotencyMiddleware
 from .inbox import Handler, InboxConsumer
 from .observability import RequestContextMiddleware, configure_logging, metrics_endpoint
@@ -45,6 +46,14 @@ class ServiceContext:
     relay: OutboxRelay
     consumer: InboxConsumer | None
     state: dict[str, Any] = field(default_factory=dict)
+    _grid: GridClient | None = None
+
+    @property
+    def grid(self) -> GridClient:
+        """A pooled client for grid-svc, opened on first use and closed with the service."""
+        if self._grid is None:
+            self._grid = GridClient(self.settings)
+        return self._grid
 
     async def publish(
         self,
@@ -144,6 +153,8 @@ def create_app(defn: ServiceDefinition) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            if ctx._grid is not None:
+                await ctx._grid.aclose()
             await bus.close()
             await db.dispose()
 

@@ -48,6 +48,7 @@ class ServiceSettings(BaseSettings):
 
     # Other services, for the synchronous calls DESIGN.md allows.
     grid_svc_url: str = "http://127.0.0.1:8101"
+    grid_svc_timeout_seconds: float = 5.0
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -43,5 +43,3 @@ class Settings(ServiceSettings):
 
     # Spot checks: share of passed inspections sampled for re-inspection.
     spot_check_share: float = 0.05
-
-    grid_svc_timeout_seconds: float = 5.0

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gridgov_common.auth import Principal
 from gridgov_common.db import utcnow
 from gridgov_common.errors import Problem, conflict, invalid, not_found
+from gridgov_common.gridclient import Location
 
 from . import catalogue, tagkeys
-from .gridclient import Located, locate
 from .models import Checkpoint, CheckTemplate, GridRegion, Venue, VenueType
 from .schemas import (
     CheckpointIn,
@@ -90,7 +90,7 @@ def template_out(t: CheckTemplate) -> TemplateOut:
 # --- grid read model --------------------------------------------------------------------
 
 
-async def remember_grid(session: AsyncSession, loc: Located) -> None:
+async def remember_grid(session: AsyncSession, loc: Location) -> None:
     """Seed the read model from a locate answer if grid.v1 has not told us about it yet."""
     if await session.get(GridRegion, loc.grid_code) is None:
         session.add(
@@ -183,7 +183,7 @@ async def register_venue(ctx: Any, principal: Principal, body: VenueIn) -> Venue
                 f"venue type {body.venue_type} is not in the list (GET /v1/venue-types)",
             )
     # Resolve first: if grid-svc is down, nothing is written (503, retry succeeds).
-    loc = await locate(ctx.settings, body.location[0], body.location[1], body.crs)
+    loc = await ctx.grid.locate(body.location[0], body.location[1], body.crs)
     principal.ensure_covers(loc.grid_code)
     async with ctx.db.transaction() as session:
         await remember_grid(session, loc)
@@ -217,7 +217,7 @@ async def update_venue(ctx: Any, principal: Principal, venue_id: str, body: Venu
         raise not_found("venue", venue_id)
     loc = None
     if body.location is not None:
-        loc = await locate(ctx.settings, body.location[0], body.location[1], body.crs)
+        loc = await ctx.grid.locate(body.location[0], body.location[1], body.crs)
         principal.ensure_covers(loc.grid_code)
     async with ctx.db.transaction() as session:
         venue = await session.get(Venue, venue_id)
@@ -241,7 +241,7 @@ async def move_venue(
     session: AsyncSession,
     settings: Settings,
     venue: Venue,
-    loc: Located,
+    loc: Location,
     old: tuple[float, float],
 ) -> None:
     venue.lon, venue.lat = loc.lon, loc.lat

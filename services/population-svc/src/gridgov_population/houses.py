@@ -14,7 +14,6 @@ from gridgov_common.db import utcnow
 from gridgov_common.errors import invalid, not_found
 from gridgov_common.events.population import HouseOvercrowded, HouseOvercrowdingCleared
 
-from . import gridclient
 from .access import ensure_visible, next_number
 from .citizen_id import CitizenIdError, parse_citizen_id
 from .models import House, OvercrowdingState, Registration, Room, new_id
@@ -61,7 +60,7 @@ async def create(ctx: ServiceContext, principal: Principal, body: HouseCreate) -
         except CitizenIdError as exc:
             raise invalid("invalid-citizen-id", f"owner_id_number: {exc}") from None
     # Resolve before opening the transaction: an outage writes nothing.
-    located = await gridclient.locate(settings, body.lon, body.lat, body.crs)
+    located = await ctx.grid.locate(body.lon, body.lat, body.crs)
     if not located.grid_code.startswith(body.community_code):
         raise invalid(
             "location-outside-community",
