@@ -223,7 +223,10 @@ async def test_staffing_from_coordinator_events(launch, grid, city):
                 r = await http.get("/v1/staffing", params={"region": city.community})
                 body = r.json()
                 west = [g for g in body["grids"] if g["grid_code"] == city.grid_west]
-                return body if west and west[0]["coordinators"] == 1 else None
+                # grid.v1 is keyed by grid code: the east grid's creation sits on another
+                # partition and may be consumed after the west grid's coordinator.
+                east = any(g["grid_code"] == city.grid_east for g in body["grids"])
+                return body if east and west and west[0]["coordinators"] == 1 else None
 
             body = await eventually(report, timeout=30)
         west = next(g for g in body["grids"] if g["grid_code"] == city.grid_west)
