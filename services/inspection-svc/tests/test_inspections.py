@@ -215,3 +215,30 @@ async def test_photo_types_by_magic_bytes(insp, city):
     r = await submit(insp, submission(site, answers), [("a.png", png), ("b.heic", heic)])
     assert r.status_code == 201, r.text
     assert len(r.json()["photos"]) == 2
+
+
+async def test_a_checkpoints_inspections_newest_first_with_photos_in_scope_only(insp, city):
+    from gridgov_common.testing import token_for
+
+    site = await make_site(insp, city)
+    first = await submit(insp, submission(site, await answers_for(insp, "restaurant")))
+    failing = await answers_for(insp, "restaurant", fail={"exits_clear"})
+    second = await submit(
+        insp, submission(site, failing), photos=[("a.jpg", jpeg()), ("b.jpg", jpeg())]
+    )
+    assert first.status_code == second.status_code == 201
+    cp = site.checkpoint["id"]
+    async with insp.client(INSPECTOR) as http:
+        page = (await http.get("/v1/inspections", params={"checkpoint_id": cp})).json()
+        one = (await http.get("/v1/inspections", params={"checkpoint_id": cp, "limit": 1})).json()
+        missing = await http.get("/v1/inspections", params={"checkpoint_id": "nope"})
+        too_many = await http.get("/v1/inspections", params={"checkpoint_id": cp, "limit": 500})
+    assert [i["id"] for i in page["items"]] == [second.json()["id"], first.json()["id"]]
+    assert sorted(page["items"][0]["photos"]) == sorted(second.json()["photos"])
+    assert len(page["items"][0]["photos"]) == 2 and page["items"][0]["passed"] is False
+    assert [i["id"] for i in one["items"]] == [second.json()["id"]]
+    assert missing.status_code == 404 and too_many.status_code == 422
+    other = token_for(roles=["viewer"], scopes=[city.other_street])
+    async with insp.client(other) as http:
+        hidden = await http.get("/v1/inspections", params={"checkpoint_id": cp})
+    assert hidden.status_code == 404

@@ -271,6 +271,43 @@ async def submit_inspection(
     return await inspections.submit(ctx, principal, body, photos)
 
 
+@router.get(
+    "/inspections",
+    response_model=Page,
+    tags=["inspections"],
+    summary="A checkpoint's inspections, newest first, with their photo hashes",
+)
+async def list_inspections(
+    ctx: Ctx,
+    principal: CurrentPrincipal,
+    checkpoint_id: str,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> Page:
+    async with ctx.db.sessions() as session:
+        c = await session.get(Checkpoint, checkpoint_id)
+        if c is None or not principal.covers(c.grid_code):
+            raise not_found("checkpoint", checkpoint_id)
+        rows = (
+            await session.scalars(
+                select(Inspection)
+                .where(Inspection.checkpoint_id == checkpoint_id)
+                .order_by(Inspection.created_at.desc(), Inspection.id.desc())
+                .limit(limit)
+            )
+        ).all()
+        photos: dict[str, list[str]] = {}
+        if rows:
+            for inspection_id, sha in (
+                await session.execute(
+                    select(InspectionPhoto.inspection_id, InspectionPhoto.sha256).where(
+                        InspectionPhoto.inspection_id.in_([i.id for i in rows])
+                    )
+                )
+            ).all():
+                photos.setdefault(inspection_id, []).append(sha)
+    return Page(items=[inspections.inspection_out(i, photos.get(i.id, [])) for i in rows])
+
+
 @router.get("/inspections/{inspection_id}", response_model=InspectionOut, tags=["inspections"])
 async def get_inspection(
     inspection_id: str, ctx: Ctx, principal: CurrentPrincipal
