@@ -1,7 +1,8 @@
 """The embedded run: a local broker and the four services as separate processes.
 
-Ports are fixed so URLs are stable: broker 9092, grid 8101, inspection 8102, population 8103,
-notify 8104. A pid file under ``var/`` stops a second run from starting over the first.
+Ports are fixed so URLs are stable: broker 9092, dashboard 8100, grid 8101, inspection 8102,
+population 8103, notify 8104. A pid file under ``var/`` stops a second run from starting over
+the first.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ SERVICES: list[tuple[str, str, int]] = [
     ("population-svc", "gridgov_population.main:app", 8103),
     ("notify-svc", "gridgov_notify.main:app", 8104),
 ]
+# The command dashboard (gridgov_common.dashboard): started after the services it calls.
+DASHBOARD_PORT = 8100
 PID_FILE = VAR_DIR / "gridgov-run.pid"
 
 
@@ -59,7 +62,7 @@ def run(demo: bool = True) -> int:
             file=sys.stderr,
         )
         return 1
-    busy = [p for p in [BROKER_PORT] + [s[2] for s in SERVICES] if _port_busy(p)]
+    busy = [p for p in [BROKER_PORT, DASHBOARD_PORT] + [s[2] for s in SERVICES] if _port_busy(p)]
     if busy:
         print(
             f"cannot start: port(s) {', '.join(map(str, busy))} already in use on 127.0.0.1",
@@ -85,31 +88,14 @@ def run(demo: bool = True) -> int:
         env = dict(os.environ)
         env.setdefault("GRIDGOV_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
         for name, target, port in SERVICES:
-            log = open(logs / f"{name}.log", "ab")
-            children.append(
-                (
-                    name,
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "uvicorn",
-                            target,
-                            "--host",
-                            "127.0.0.1",
-                            "--port",
-                            str(port),
-                            "--no-access-log",
-                        ],
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    ),
-                )
-            )
+            children.append((name, _start_uvicorn(name, [target], port, env, logs)))
         for (name, proc), (_, _, port) in zip(children, SERVICES, strict=True):
             _wait_ready(name, proc, port, lambda: stopping)
+        dashboard = _start_uvicorn(
+            "dashboard", ["--factory", "gridgov_common.dashboard:app"], DASHBOARD_PORT, env, logs
+        )
+        children.append(("dashboard", dashboard))
+        _wait_ready("dashboard", dashboard, DASHBOARD_PORT, lambda: stopping, path="/healthz")
         if demo:
             _load_demo_once()
         _print_banner(broker.bootstrap, logs)
@@ -141,8 +127,27 @@ def run(demo: bool = True) -> int:
         print("stopped.")
 
 
+def _start_uvicorn(
+    name: str, target: list[str], port: int, env: dict[str, str], logs: Path
+) -> subprocess.Popen[bytes]:
+    log = open(logs / f"{name}.log", "ab")
+    address = ["--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", *target, *address, "--no-access-log"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def _wait_ready(
-    name: str, proc: subprocess.Popen[bytes], port: int, stopping: object, timeout: float = 90.0
+    name: str,
+    proc: subprocess.Popen[bytes],
+    port: int,
+    stopping: object,
+    timeout: float = 90.0,
+    path: str = "/readyz",
 ) -> None:
     wait_for_port(port, timeout)
     deadline = time.monotonic() + timeout
@@ -150,7 +155,7 @@ def _wait_ready(
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited during start-up (code {proc.returncode})")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200:
                 print(f"  {name:<15} ready")
                 return
         time.sleep(0.3)
@@ -178,6 +183,7 @@ def _load_demo_once() -> None:
 def _print_banner(bootstrap: str, logs: Path) -> None:
     print("\ngridgov is running (embedded default: Tansu broker + SQLite under var/)\n")
     print(f"  broker           {bootstrap}")
+    print(f"  dashboard        http://127.0.0.1:{DASHBOARD_PORT}   (sign in as a demo identity)")
     for name, _, port in SERVICES:
         print(f"  {name:<16} http://127.0.0.1:{port}   API docs: http://127.0.0.1:{port}/docs")
     print(f"\n  logs             {logs}/")
