@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: env run test test-postgres lint format bench schemas clean
+.PHONY: env run test test-postgres lint format bench schemas clean dashboard-deps chromium screenshots
 
 $(UV):
 	$(PY) -m venv $(TOOLS)
@@ -20,14 +20,37 @@ $(VENV)/.synced: uv.lock pyproject.toml libs/common/pyproject.toml $(wildcard se
 
 env: $(VENV)/.synced
 
-run: env ## start broker + four services on the embedded default (SQLite, demo data)
+# The dashboard's front-end libraries, from the npm registry per the committed lockfile
+# (npm itself from Debian where it is missing); re-run when the lockfile changes.
+dashboard/node_modules/.installed: dashboard/package-lock.json dashboard/package.json
+	command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+	cd dashboard && npm ci --no-audit --no-fund
+	touch $@
+
+dashboard-deps: dashboard/node_modules/.installed
+
+# Debian's Chromium for the browser tests (Playwright drives it; no browser is downloaded).
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+chromium: /usr/bin/chromium
+
+run: env dashboard-deps ## start broker + four services + dashboard (:8100) on the embedded default
 	$(BIN)/gridgov run
 
-test: env ## every service's tests and the end-to-end tests (own broker, temporary SQLite)
+test: env dashboard-deps chromium ## every service's tests and the end-to-end tests (own broker, temporary SQLite)
 	$(BIN)/pytest
 
-test-postgres: env ## the same suite against PostgreSQL/PostGIS (one fresh database per test)
+test-postgres: env dashboard-deps chromium ## the same suite against PostgreSQL/PostGIS (one fresh database per test)
 	GRIDGOV_TEST_POSTGRES_URL=$(POSTGRES_URL) $(BIN)/pytest
+
+# CJK glyphs for the screenshots (a person's own browser has its fonts; headless Chromium needs these).
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+$(CJK_FONT):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk
+
+screenshots: env dashboard-deps chromium $(CJK_FONT) ## the README's dashboard pictures, from a running `make run`
+	$(BIN)/python dashboard/screenshots.py --out docs/screenshots
 
 lint: env
 	$(BIN)/ruff check .
@@ -45,4 +68,4 @@ schemas: env ## regenerate the event JSON Schemas under docs/events/
 	$(BIN)/gridgov events schemas --out docs/events
 
 clean:
-	rm -rf $(VENV) $(TOOLS) var
+	rm -rf $(VENV) $(TOOLS) var dashboard/node_modules

@@ -64,26 +64,31 @@ export function hazardsByType(aggregates, venueTypes) {
   }, types.length);
 }
 
+/** Checkpoints per grid by colour, and the missed rate; the grids with the most misses first. */
 export function missedByGrid(aggregates, names) {
-  const rows = aggregates.filter((a) => a.total > 0).sort((a, b) => b.missed_rate - a.missed_rate).slice(0, 15);
+  const rows = aggregates.filter((a) => a.total > 0)
+    .sort((a, b) => b.missed_rate - a.missed_rate || b.red - a.red || b.total - a.total).slice(0, 15);
   render("chart-missed", {
-    tooltip: { ...base().tooltip, valueFormatter: (v) => `${v}%` },
-    xAxis: category(rows.map((r) => names.get(r.code) || r.code), 35), yAxis: percent(),
-    series: [{
-      name: t("series.missedRate"), type: "bar", barMaxWidth: 26,
-      data: rows.map((r) => ({ value: pct(r.missed_rate), itemStyle: { color: r.missed_rate >= 0.3 ? "#ef4444" : r.missed_rate >= 0.1 ? "#facc15" : "#22c55e" } })),
-    }],
+    xAxis: category(rows.map((r) => names.get(r.code) || r.code), 35),
+    yAxis: [value({ minInterval: 1 }), percent({ splitLine: { show: false } })],
+    series: [
+      { name: t("status.green"), type: "bar", stack: "s", barMaxWidth: 22, data: rows.map((r) => r.green), itemStyle: { color: "#22c55e" } },
+      { name: t("status.yellow"), type: "bar", stack: "s", data: rows.map((r) => r.yellow), itemStyle: { color: "#facc15" } },
+      { name: t("status.red"), type: "bar", stack: "s", data: rows.map((r) => r.red), itemStyle: { color: "#ef4444" } },
+      { name: t("series.missedRate"), type: "line", yAxisIndex: 1, symbolSize: 6, data: rows.map((r) => pct(r.missed_rate)), itemStyle: { color: "#e2e8f0" }, tooltip: { valueFormatter: (v) => `${v}%` } },
+    ],
   }, rows.length);
 }
 
 export function closureByCommunity(rows, names) {
   const shown = rows.filter((r) => r.code && (r.hazards_due || r.hazards_reported));
   render("chart-closure", {
-    tooltip: { ...base().tooltip, valueFormatter: (v) => (v === null ? "–" : `${v}%`) },
-    xAxis: category(shown.map((r) => names.get(r.code) || r.code), shown.length > 4 ? 30 : 0), yAxis: percent(),
+    xAxis: category(shown.map((r) => names.get(r.code) || r.code), shown.length > 4 ? 30 : 0),
+    yAxis: [value({ minInterval: 1, name: t("series.reported"), nameTextStyle: { color: TEXT } }), percent({ splitLine: { show: false } })],
     series: [
-      { name: t("series.onTimeClosure"), type: "bar", barMaxWidth: 24, data: shown.map((r) => pct(r.on_time_closure_rate)), itemStyle: { color: "#22c55e" } },
-      { name: t("series.rework"), type: "bar", barMaxWidth: 24, data: shown.map((r) => pct(r.rework_rate)), itemStyle: { color: "#f97316" } },
+      { name: t("series.reported"), type: "bar", barMaxWidth: 22, data: shown.map((r) => r.hazards_reported), itemStyle: { color: "#38bdf8" } },
+      { name: t("series.onTimeClosure"), type: "line", yAxisIndex: 1, connectNulls: true, symbolSize: 7, data: shown.map((r) => pct(r.on_time_closure_rate)), itemStyle: { color: "#22c55e" }, tooltip: { valueFormatter: (v) => (v === null || v === undefined ? "–" : `${v}%`) } },
+      { name: t("series.rework"), type: "line", yAxisIndex: 1, connectNulls: true, symbolSize: 7, data: shown.map((r) => pct(r.rework_rate)), itemStyle: { color: "#f97316" }, tooltip: { valueFormatter: (v) => (v === null || v === undefined ? "–" : `${v}%`) } },
     ],
   }, shown.length);
 }
@@ -133,8 +138,10 @@ export function departmentSla(rows) {
 }
 
 export function staffing(report, names) {
-  const grids = report.grids.filter((g) => g.floating_residents > 0 || g.coordinators > 0)
-    .sort((a, b) => b.floating_residents - a.floating_residents).slice(0, 20);
+  // Grids with floating residents, the most per coordinator first (understaffed ones in red).
+  const withResidents = report.grids.filter((g) => g.floating_residents > 0);
+  const grids = (withResidents.length ? withResidents : report.grids.filter((g) => g.coordinators > 0))
+    .sort((a, b) => b.floating_residents / Math.max(b.coordinators, 0.5) - a.floating_residents / Math.max(a.coordinators, 0.5)).slice(0, 20);
   render("chart-staffing", {
     xAxis: category(grids.map((g) => names.get(g.grid_code) || g.grid_code), 35),
     yAxis: [value({ name: t("series.residents"), nameTextStyle: { color: TEXT } }), value({ minInterval: 1, splitLine: { show: false }, name: t("series.coordinators"), nameTextStyle: { color: TEXT } })],
