@@ -293,3 +293,39 @@ async def test_a_street_user_sees_nothing_of_another_street(platform, dashboard,
     feed = await page.locator("#feed").inner_text()
     assert "老王饭店" in feed and "固戍" not in feed
     assert page.errors == []
+
+
+async def test_the_dashboard_server_forwards_reads_only_and_guards_its_doors(kafka_broker):
+    settings = DashboardSettings(
+        grid_svc_url="http://127.0.0.1:9",  # nothing listens: the proxy answers 503
+        kafka_bootstrap_servers=kafka_broker.bootstrap,
+        dashboard_dir=REPO / "dashboard",
+    )
+    async with serve(create_dashboard(settings)) as svc, svc.client() as http:
+        page = await http.get("/")
+        assert page.status_code == 200 and "/app/main.js" in page.text
+        assert (await http.get("/vendor/leaflet.js")).status_code == 200
+        assert (await http.get("/vendor/nothing.js")).status_code == 404
+        config = (await http.get("/config.json")).json()
+        assert [d["key"] for d in config["demo_identities"]] == ["command", "police", "community"]
+        token = (await http.post("/auth/demo/police")).json()["token"]
+        assert (await http.post("/auth/demo/root")).status_code == 404
+        down = await http.get("/api/grid/v1/regions", headers={"Authorization": f"Bearer {token}"})
+        assert down.status_code == 503
+        assert down.json()["type"] == "urn:gridgov:problem:service-unavailable"
+        assert (await http.get("/api/billing/v1/x")).status_code == 404
+        assert (await http.get("/api/grid/readyz")).status_code == 404  # only /v1 is forwarded
+        assert (await http.post("/api/grid/v1/regions", json={})).status_code == 405
+        live = await http.get("/live")
+        assert live.status_code == 401 and live.json()["type"] == "urn:gridgov:problem:unauthorized"
+
+    production = DashboardSettings(
+        jwt_jwks_url="https://idp.invalid/jwks.json",
+        kafka_bootstrap_servers=kafka_broker.bootstrap,
+        dashboard_dir=REPO / "dashboard",
+    )
+    async with serve(create_dashboard(production)) as svc, svc.client() as http:
+        assert (await http.get("/config.json")).json()["demo_identities"] == []
+        refused = await http.post("/auth/demo/command")
+        assert refused.status_code == 404
+        assert refused.json()["type"] == "urn:gridgov:problem:demo-sign-in-disabled"

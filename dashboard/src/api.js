@@ -91,11 +91,11 @@ export function liveStream({ onEvent, onState }) {
           const { value, done } = await reader.read();
           if (done) break;
           buffer += value;
-          let end;
-          while ((end = buffer.indexOf("\n\n")) >= 0) {
-            const frame = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            const data = frame.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
+          let match;
+          while ((match = /\r?\n\r?\n/.exec(buffer))) {
+            const frame = buffer.slice(0, match.index);
+            buffer = buffer.slice(match.index + match[0].length);
+            const data = frame.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
             if (data) onEvent(JSON.parse(data));
           }
         }

@@ -32,8 +32,9 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sse_starlette.sse import EventSourceResponse
 
 from .auth import Authenticator, Principal, bearer_token, issue_token
 from .errors import Problem, install_error_handlers
@@ -89,7 +90,6 @@ class LiveHub:
     def __init__(self, bootstrap_servers: str) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.subscribers: set[asyncio.Queue[CloudEvent]] = set()
-        self.ready = asyncio.Event()
 
     async def run(self) -> None:
         delay = 0.5
@@ -106,7 +106,6 @@ class LiveHub:
             )
             try:
                 await consumer.start()
-                self.ready.set()
                 delay = 0.5
                 async for message in consumer:
                     self._fan_out(message.value)
@@ -137,7 +136,7 @@ def visible(principal: Principal, evt: CloudEvent) -> bool:
     return principal.covers(evt.gridcode)
 
 
-def sse_frame(evt: CloudEvent) -> str:
+def sse_message(evt: CloudEvent) -> dict[str, str]:
     data = {
         "id": evt.id,
         "type": evt.type,
@@ -146,7 +145,7 @@ def sse_frame(evt: CloudEvent) -> str:
         "time": evt.time.isoformat(),
         "data": evt.data,
     }
-    return f"id: {evt.id}\nevent: {evt.type}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+    return {"id": evt.id, "event": evt.type, "data": json.dumps(data, ensure_ascii=False)}
 
 
 def create_dashboard(settings: DashboardSettings | None = None) -> FastAPI:
@@ -243,29 +242,24 @@ def create_dashboard(settings: DashboardSettings | None = None) -> FastAPI:
         return Response(upstream.content, status_code=upstream.status_code, headers=keep)
 
     @app.get("/live")
-    async def live(request: Request) -> StreamingResponse:
+    async def live(request: Request) -> EventSourceResponse:
         principal = await authenticator.verify(await bearer_token(request))
         queue: asyncio.Queue[CloudEvent] = asyncio.Queue(hub.QUEUE_SIZE)
 
-        async def frames() -> AsyncIterator[str]:
+        async def messages() -> AsyncIterator[dict[str, str]]:
             hub.subscribers.add(queue)
             try:
-                yield ": connected\n\n"
+                yield {"comment": "connected"}
                 while True:
-                    try:
-                        evt = await asyncio.wait_for(queue.get(), 15)
-                    except TimeoutError:
-                        yield ": ping\n\n"  # keeps proxies from closing an idle stream
-                        continue
+                    evt = await queue.get()
                     if visible(principal, evt):
-                        yield sse_frame(evt)
+                        yield sse_message(evt)
             finally:
                 hub.subscribers.discard(queue)
 
-        return StreamingResponse(
-            frames(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        # ping: a comment every 15 s keeps proxies from closing an idle stream.
+        return EventSourceResponse(
+            messages(), ping=15, sep="\n", headers={"X-Accel-Buffering": "no"}
         )
 
     @app.get("/vendor/{name}", include_in_schema=False)

@@ -91,9 +91,9 @@ def run(demo: bool = True) -> int:
             children.append((name, _start_uvicorn(name, [target], port, env, logs)))
         for (name, proc), (_, _, port) in zip(children, SERVICES, strict=True):
             _wait_ready(name, proc, port, lambda: stopping)
-        dashboard = _start_uvicorn(
-            "dashboard", ["--factory", "gridgov_common.dashboard:app"], DASHBOARD_PORT, env, logs
-        )
+        # Live streams end when the server stops; the timeout bounds any other open request.
+        args = ["--factory", "gridgov_common.dashboard:app", "--timeout-graceful-shutdown", "3"]
+        dashboard = _start_uvicorn("dashboard", args, DASHBOARD_PORT, env, logs)
         children.append(("dashboard", dashboard))
         _wait_ready("dashboard", dashboard, DASHBOARD_PORT, lambda: stopping, path="/healthz")
         if demo:
