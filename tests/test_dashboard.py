@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from gridgov_common.dashboard import DashboardSettings, create_dashboard
-from gridgov_common.testing import RunningService, eventually, serve
+from gridgov_common.testing import RunningService, eventually, serve, token_for
 from gridgov_population.citizen_id import check_char
 
 from .conftest import ADMIN, INSPECTOR, Platform
@@ -270,7 +270,18 @@ async def test_a_street_user_sees_nothing_of_another_street(platform, dashboard,
     p = platform
     mine = await add_site(p, p.city.grid_west, "老王饭店")
     theirs = await add_site(p, p.city.other_grid, "固戍小卖部")
-    page = await open_as(browser, dashboard, "police")  # scope 440306001 (新安街道)
+    # Signed in with a token of the identity provider's kind (here: minted for the test).
+    page = await browser.new_page(viewport={"width": 1600, "height": 1000}, locale="en-GB")
+    page.errors = []
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    await page.goto(dashboard.url)
+    await page.fill("#token", "not-a-jwt")
+    await page.click("#signin-form button[type=submit]")
+    await page.wait_for_selector("#signin-error:text('invalid')")
+    street_viewer = token_for(roles=["viewer"], scopes=[p.city.street], subject="police-xinan")
+    await page.fill("#token", street_viewer)
+    await page.click("#signin-form button[type=submit]")
+    await page.wait_for_selector("#app:not([hidden])")
     await page.wait_for_selector('#map[data-grid-count="2"]')
     codes = await page.eval_on_selector_all("path.grid-poly", "els => els.map(e => e.dataset.code)")
     assert sorted(codes) == [p.city.grid_west, p.city.grid_east]
