@@ -330,13 +330,17 @@ async def test_the_dashboard_server_forwards_reads_only_and_guards_its_doors(kaf
         live = await http.get("/live")
         assert live.status_code == 401 and live.json()["type"] == "urn:gridgov:problem:unauthorized"
 
-    production = DashboardSettings(
-        jwt_jwks_url="https://idp.invalid/jwks.json",
-        kafka_bootstrap_servers=kafka_broker.bootstrap,
-        dashboard_dir=REPO / "dashboard",
-    )
-    async with serve(create_dashboard(production)) as svc, svc.client() as http:
-        assert (await http.get("/config.json")).json()["demo_identities"] == []
-        refused = await http.post("/auth/demo/command")
-        assert refused.status_code == 404
-        assert refused.json()["type"] == "urn:gridgov:problem:demo-sign-in-disabled"
+    for production in (
+        {"jwt_jwks_url": "https://idp.invalid/jwks.json"},
+        {"jwt_signing_key": "a-key-of-this-installation-not-the-development-one"},
+    ):
+        settings = DashboardSettings(
+            **production,
+            kafka_bootstrap_servers=kafka_broker.bootstrap,
+            dashboard_dir=REPO / "dashboard",
+        )
+        async with serve(create_dashboard(settings)) as svc, svc.client() as http:
+            assert (await http.get("/config.json")).json()["demo_identities"] == []
+            refused = await http.post("/auth/demo/command")
+            assert refused.status_code == 404
+            assert refused.json()["type"] == "urn:gridgov:problem:demo-sign-in-disabled"

@@ -12,7 +12,7 @@ The browser talks to this one origin only:
   ``population.v1``) read from Kafka as they are published, filtered by the caller's scopes
   on the events' ``gridcode``. Read without a consumer group from the end of each partition:
   a dashboard is a viewer, it commits nothing and replays nothing.
-* ``/auth/demo/<identity>`` — on the embedded default only (local signing key, no JWKS):
+* ``/auth/demo/<identity>`` — on the embedded default only (the development signing key, no JWKS):
   tokens for a few demo identities, so a person can look around without the CLI.
 """
 
@@ -39,7 +39,7 @@ from sse_starlette.sse import EventSourceResponse
 from .auth import Authenticator, Principal, bearer_token, issue_token
 from .errors import Problem, install_error_handlers
 from .events import CloudEvent
-from .settings import ServiceSettings
+from .settings import DEV_SIGNING_KEY, ServiceSettings
 
 log = logging.getLogger("gridgov.dashboard")
 
@@ -174,7 +174,10 @@ def create_dashboard(settings: DashboardSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="gridgov dashboard", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
-    demo_enabled = not settings.jwt_jwks_url
+    # Demo identities only on the embedded default: the development key, no identity provider.
+    demo_enabled = (
+        not settings.jwt_jwks_url and settings.jwt_signing_key.get_secret_value() == DEV_SIGNING_KEY
+    )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
