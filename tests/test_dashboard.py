@@ -257,6 +257,7 @@ async def test_map_live_hazard_detail_and_charts(platform, dashboard, browser):
         return all(p.receivers[n].accepted for n in ("police-xinan", "fire-baoan"))
 
     await eventually(delivered, timeout=30)
+    await page.wait_for_selector('.feed-item[data-type$="dispatch.state_changed"]')
     await page.wait_for_function(
         "ids => ids.every(id => Number(document.getElementById('chart-' + id).dataset.points) > 0"
         " && document.querySelector('#chart-' + id + ' canvas'))",
