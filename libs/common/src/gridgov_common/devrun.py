@@ -1,7 +1,8 @@
 """The embedded run: a local broker and the four services as separate processes.
 
 Ports are fixed so URLs are stable: broker 9092, grid 8101, inspection 8102, population 8103,
-notify 8104. A pid file under ``var/`` stops a second run from starting over the first.
+notify 8104 (``GRIDGOV_BROKER_PORT`` and ``GRIDGOV_PORT_OFFSET`` move them). A pid file under
+``var/`` stops a second run from starting over the first.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from .embedded import Broker, wait_for_port
 from .settings import VAR_DIR
 
 BROKER_PORT = int(os.environ.get("GRIDGOV_BROKER_PORT", "9092"))
+# Shifts the four service ports, so a second copy (another checkout) can run beside the first.
+PORT_OFFSET = int(os.environ.get("GRIDGOV_PORT_OFFSET", "0"))
 SERVICES: list[tuple[str, str, int]] = [
-    ("grid-svc", "gridgov_grid.main:app", 8101),
-    ("inspection-svc", "gridgov_inspection.main:app", 8102),
-    ("population-svc", "gridgov_population.main:app", 8103),
-    ("notify-svc", "gridgov_notify.main:app", 8104),
+    ("grid-svc", "gridgov_grid.main:app", 8101 + PORT_OFFSET),
+    ("inspection-svc", "gridgov_inspection.main:app", 8102 + PORT_OFFSET),
+    ("population-svc", "gridgov_population.main:app", 8103 + PORT_OFFSET),
+    ("notify-svc", "gridgov_notify.main:app", 8104 + PORT_OFFSET),
 ]
 PID_FILE = VAR_DIR / "gridgov-run.pid"
 
@@ -84,6 +87,7 @@ def run(demo: bool = True) -> int:
         broker.start()
         env = dict(os.environ)
         env.setdefault("GRIDGOV_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
+        env.setdefault("GRIDGOV_GRID_SVC_URL", f"http://127.0.0.1:{SERVICES[0][2]}")
         for name, target, port in SERVICES:
             log = open(logs / f"{name}.log", "ab")
             children.append(
@@ -166,13 +170,20 @@ def _load_demo_once() -> None:
         return
     import json
 
-    from .demo import load
+    from .demo import DemoAlreadyLoaded, load
 
     print("  loading the demo city (first start only; GRIDGOV_LOAD_DEMO=false skips it)…")
     urls = {name.removesuffix("-svc"): f"http://127.0.0.1:{port}" for name, _, port in SERVICES}
-    counts = load(urls)
+    try:
+        counts = load(urls)
+    except DemoAlreadyLoaded as exc:
+        DEMO_MARKER.write_text(json.dumps({"already_loaded": str(exc)}))
+        print(f"  demo not loaded again: {exc}")
+        return
     DEMO_MARKER.write_text(json.dumps(counts))
-    print("  demo loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    print("  demo loaded:")
+    for kind, n in counts.items():
+        print(f"    {kind:<36} {n}")
 
 
 def _print_banner(bootstrap: str, logs: Path) -> None:
