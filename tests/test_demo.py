@@ -231,6 +231,20 @@ async def test_the_city_loads_through_the_apis_with_its_whole_season(launch, tmp
             assert len(houses) == len(city.houses)
             crowded = [h for h in houses if h["overcrowded_units"]]
             assert [h["use"] for h in crowded] == ["collective_dormitory"]
+            # Floating residents (registered here, household elsewhere) per grid add up.
+            floating = sum(
+                1
+                for p in people
+                if p["registered"]
+                and "departure" not in p
+                and p["body"]["household_region_code"] != "440306"
+            )
+
+            async def staffed():
+                r = await http.get("/v1/staffing", params={"region": "440306"})
+                return sum(g["floating_residents"] for g in r.json()["grids"]) == floating
+
+            await eventually(staffed, timeout=30)
             dups = (await http.get("/v1/duplicates")).json()["items"]
             assert len(dups) == 3
             app = next(p for p in people if "points" in p)

@@ -364,6 +364,7 @@ class Season:
         self.hazards: dict[str, list[str]] = {}  # checkpoint key -> hazard ids
         self.inspections = 0
         self.refused = 0
+        self.gate = asyncio.Semaphore(CONCURRENCY["inspection"])
 
     async def register(self, venue: dict[str, Any]) -> None:
         created = await self.loader.post("inspection", "/v1/venues", venue["body"])
@@ -380,6 +381,11 @@ class Season:
     async def submit(
         self, cp: dict[str, Any], fail: Iterable[str] = (), *, far: bool = False
     ) -> httpx.Response:
+        # The scan is stamped when its turn comes, not while queued behind a thousand others.
+        async with self.gate:
+            return await self._submit(cp, fail, far)
+
+    async def _submit(self, cp: dict[str, Any], fail: Iterable[str], far: bool) -> httpx.Response:
         api = self.checkpoints[cp["key"]]
         venue = self.venue_of[cp["key"]]
         items = self.templates[venue["body"]["venue_type"]]
@@ -387,11 +393,12 @@ class Season:
         if not failing <= set(items):
             raise DemoLoadError(f"{sorted(failing)} are not items of {venue['body']['venue_type']}")
         self.scans[cp["key"]] += 1
+        age = cp["scan_age_s"] if self.scans[cp["key"]] == 1 else 5
         lon, lat = cp["fix"]
         body: dict[str, Any] = {
             "checkpoint_id": api["id"],
             "tag_uid": api["tag_uid"],
-            "scanned_at": (datetime.now(UTC) - timedelta(seconds=20)).isoformat(),
+            "scanned_at": (datetime.now(UTC) - timedelta(seconds=age)).isoformat(),
             # A "glance-and-go" attempt from the street corner, ~600 m away.
             "position": [lon + 0.006, lat] if far else [lon, lat],
             "accuracy_m": 8,

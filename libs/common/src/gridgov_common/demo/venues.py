@@ -106,6 +106,9 @@ def plan_venues(
                 # Location: the venue's point (the default); the GPS fix lands near it.
                 "fix": _jitter(rng, lon, lat),
                 "sun_counter": rng.randint(1, 200) if secure else None,
+                # The round's scans lie in the last minutes (the API takes scans up to 15 min
+                # old); a re-inspection is scanned just before it is sent.
+                "scan_age_s": rng.randint(30, 480),
             }
             cp["script"] = "missed" if daily else _script(rng)
             if i == 0 and c == 0:
