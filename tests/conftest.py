@@ -19,12 +19,15 @@ INSPECTOR = token_for(roles=["inspector"], scopes=["440306"], subject="inspector
 # Who covers what in the small city: street 440306001 has one police station and one
 # community committee per community; the fire brigade covers the district; the other street
 # has its own police station and committee (they must hear nothing of the first street).
-DEPARTMENTS = {
-    "police-xinan": ("police_station", ["440306001"]),
-    "fire-baoan": ("fire_brigade", ["440306"]),
-    "committee-haiyu": ("community_committee", ["440306001001"]),
-    "police-xixiang": ("police_station", ["440306002"]),
-    "committee-gushu": ("community_committee", ["440306002001"]),
+# The first street's office is the committee's parent: escalations go there. Created in
+# this order (parents first).
+DEPARTMENTS: dict[str, tuple[str, list[str], str | None]] = {
+    "office-xinan": ("other", ["440306001"], None),
+    "police-xinan": ("police_station", ["440306001"], None),
+    "fire-baoan": ("fire_brigade", ["440306"], None),
+    "committee-haiyu": ("community_committee", ["440306001001"], "office-xinan"),
+    "police-xixiang": ("police_station", ["440306002"], None),
+    "committee-gushu": ("community_committee", ["440306002001"], None),
 }
 
 
@@ -56,6 +59,7 @@ async def platform(launch, tmp_path: Path) -> AsyncIterator[Platform]:
                 webhook_retry_base_seconds=0.05,
                 webhook_retry_max_seconds=0.2,
                 delivery_poll_seconds=0.05,
+                escalation_poll_seconds=0.2,
             )
         )
         grid = await stack.enter_async_context(launch("grid"))
@@ -69,7 +73,7 @@ async def platform(launch, tmp_path: Path) -> AsyncIterator[Platform]:
         )
         population = await stack.enter_async_context(launch("population", grid_svc_url=grid.url))
         async with notify.client(ADMIN) as http:
-            for name, (kind, prefixes) in DEPARTMENTS.items():
+            for name, (kind, prefixes, parent) in DEPARTMENTS.items():
                 r = await http.post(
                     "/v1/departments",
                     json={
@@ -77,6 +81,7 @@ async def platform(launch, tmp_path: Path) -> AsyncIterator[Platform]:
                         "name": name,
                         "type": kind,
                         "jurisdictions": prefixes,
+                        "parent_id": parent,
                         "webhook": {"url": receivers[name].url, "secret": receivers[name].secret},
                     },
                 )

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from sqlalchemy import update
 
 from gridgov_common.testing import eventually
 from gridgov_grid.fixtures import box
+from gridgov_inspection.models import Checkpoint
 from gridgov_population.citizen_id import parse_citizen_id
 
 from .conftest import ADMIN, INSPECTOR, Platform, department_token
@@ -87,6 +90,16 @@ async def hazard(p: Platform, hazard_id: str) -> dict[str, Any]:
 
 async def test_hazard_reaches_exactly_its_departments_and_closes_after_verified_fix(platform):
     p = platform
+    # Major hazards must be acknowledged within a minute (the shortest SLA a rule can state).
+    async with p.notify.client(ADMIN) as http:
+        rules = (await http.get("/v1/routing-rules")).json()["items"]
+        (rule,) = [r for r in rules if r["rule_id"] == "hazard-major"]
+        fields = ("name", "event_type", "match", "grid_classes", "department_types")
+        r = await http.put(
+            "/v1/routing-rules/hazard-major",
+            json={k: rule[k] for k in fields} | {"ack_sla": "1m", "feedback_sla": "1wd"},
+        )
+        assert r.status_code == 200, r.text
     site = await register_site(p, p.city.grid_west)
     assert site["venue"]["grid_code"] == p.city.grid_west
 
@@ -163,6 +176,30 @@ async def test_hazard_reaches_exactly_its_departments_and_closes_after_verified_
         assert r.status_code == 200, r.text
     fire = r.json()
     assert fire["received"] == 1 and fire["acknowledged"] == 1
+
+    # Escalate: the committee never acknowledged. Once its minute is up, its dispatch is
+    # escalated to its parent, the street office, which receives the hazard in turn.
+    async def escalated():
+        return p.receivers["office-xinan"].accepted
+
+    (up,) = await eventually(escalated, timeout=120)
+    assert up["event"]["subject"] == hazard_id
+    assert up["dispatch"]["why"]["escalated_from"] == dispatches["committee-haiyu"]
+    async with p.notify.client(ADMIN) as http:
+        late = (await http.get(f"/v1/dispatches/{dispatches['committee-haiyu']}")).json()
+        history = (await http.get(f"/v1/dispatches/{late['id']}/history")).json()["items"]
+        committee = (await http.get("/v1/departments/committee-haiyu/evaluation")).json()
+        (case,) = (await http.get("/v1/cases", params={"source_subject": hazard_id})).json()[
+            "items"
+        ]
+    assert late["state"] == "escalated" and late["forwarded_to"] == up["dispatch"]["id"]
+    assert late["escalation_note"] == "not acknowledged within 1m"
+    assert [h["to_state"] for h in history] == ["pending", "delivered", "escalated"]
+    assert committee["received"] == 1 and committee["acknowledged"] == 0
+    assert committee["escalations"] == 1
+    assert {d["department_id"] for d in case["dispatches"]} == FIRST_STREET | {"office-xinan"}
+    # The hazard's own history is its states only: the escalation did not change its state.
+    assert [h["to_state"] for h in (await hazard(p, hazard_id))["history"]] == steps
 
 
 async def _state_is(p: Platform, hazard_id: str, state: str) -> bool:
@@ -336,3 +373,45 @@ async def test_split_grid_new_venues_resolve_and_routing_follows(platform):
         }
 
     assert await eventually(lambda: _equals(reached(), FIRST_STREET), timeout=30)
+
+
+async def test_a_cycle_passing_uninspected_turns_yellow_and_tells_the_committee_once(platform):
+    p = platform
+    site = await register_site(p, p.city.grid_west)
+    checkpoint_id = site["checkpoint"]["id"]
+    # The cycle runs out with no inspection (test-only time travel, as inspection-svc's own
+    # tests do: a cycle is at least a day).
+    async with p.inspection.ctx.db.transaction() as s:
+        await s.execute(
+            update(Checkpoint)
+            .where(Checkpoint.id == checkpoint_id)
+            .values(due_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+    async with p.inspection.client(ADMIN) as http:
+        assert (await http.post("/v1/status/sweep")).json()["missed"] == 1
+        assert (await http.post("/v1/status/sweep")).json()["missed"] == 0  # once per miss
+        assert (await http.get(f"/v1/checkpoints/{checkpoint_id}")).json()["colour"] == "yellow"
+
+    def told(name: str) -> list[dict[str, Any]]:
+        return [
+            a
+            for a in p.receivers[name].accepted
+            if a["event"]["type"] == "gridgov.inspection.checkpoint.missed"
+        ]
+
+    (notice,) = await eventually(lambda: told("committee-haiyu"), timeout=30)
+    assert notice["event"]["data"]["checkpoint_id"] == checkpoint_id
+    assert notice["event"]["data"]["venue"]["name"] == "老王饭店"
+    assert [name for name in p.receivers if name != "committee-haiyu" and told(name)] == []
+
+    # The late inspection turns it green, and nothing is missed again.
+    r = await inspect(p, site, fail=set())
+    assert r.status_code == 201, r.text
+    assert r.json()["on_time"] is False
+    async with p.inspection.client(ADMIN) as http:
+        assert (await http.get(f"/v1/checkpoints/{checkpoint_id}")).json()["colour"] == "green"
+        assert (await http.post("/v1/status/sweep")).json()["missed"] == 0
+    async with p.notify.client(ADMIN) as http:
+        cases = (await http.get("/v1/cases", params={"source_subject": checkpoint_id})).json()
+    (case,) = cases["items"]
+    assert [d["department_id"] for d in case["dispatches"]] == ["committee-haiyu"]

@@ -1,8 +1,8 @@
 """The embedded run: a local broker and the four services as separate processes.
 
 Ports are fixed so URLs are stable: broker 9092, dashboard 8100, grid 8101, inspection 8102,
-population 8103, notify 8104. A pid file under ``var/`` stops a second run from starting over
-the first.
+population 8103, notify 8104 (``GRIDGOV_BROKER_PORT`` and ``GRIDGOV_PORT_OFFSET`` move them). A
+pid file under ``var/`` stops a second run from starting over the first.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,14 +22,16 @@ from .embedded import Broker, wait_for_port
 from .settings import VAR_DIR
 
 BROKER_PORT = int(os.environ.get("GRIDGOV_BROKER_PORT", "9092"))
+# Shifts the four service ports, so a second copy (another checkout) can run beside the first.
+PORT_OFFSET = int(os.environ.get("GRIDGOV_PORT_OFFSET", "0"))
 SERVICES: list[tuple[str, str, int]] = [
-    ("grid-svc", "gridgov_grid.main:app", 8101),
-    ("inspection-svc", "gridgov_inspection.main:app", 8102),
-    ("population-svc", "gridgov_population.main:app", 8103),
-    ("notify-svc", "gridgov_notify.main:app", 8104),
+    ("grid-svc", "gridgov_grid.main:app", 8101 + PORT_OFFSET),
+    ("inspection-svc", "gridgov_inspection.main:app", 8102 + PORT_OFFSET),
+    ("population-svc", "gridgov_population.main:app", 8103 + PORT_OFFSET),
+    ("notify-svc", "gridgov_notify.main:app", 8104 + PORT_OFFSET),
 ]
 # The command dashboard (gridgov_common.dashboard): started after the services it calls.
-DASHBOARD_PORT = 8100
+DASHBOARD_PORT = 8100 + PORT_OFFSET
 PID_FILE = VAR_DIR / "gridgov-run.pid"
 
 
@@ -87,6 +90,9 @@ def run(demo: bool = True) -> int:
         broker.start()
         env = dict(os.environ)
         env.setdefault("GRIDGOV_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
+        for name, _, port in SERVICES:
+            key = f"GRIDGOV_{name.removesuffix('-svc').upper()}_SVC_URL"
+            env.setdefault(key, f"http://127.0.0.1:{port}")
         for name, target, port in SERVICES:
             children.append((name, _start_uvicorn(name, [target], port, env, logs)))
         for (name, proc), (_, _, port) in zip(children, SERVICES, strict=True):
@@ -96,9 +102,10 @@ def run(demo: bool = True) -> int:
         dashboard = _start_uvicorn("dashboard", args, DASHBOARD_PORT, env, logs)
         children.append(("dashboard", dashboard))
         _wait_ready("dashboard", dashboard, DASHBOARD_PORT, lambda: stopping, path="/healthz")
-        if demo:
-            _load_demo_once()
         _print_banner(broker.bootstrap, logs)
+        if demo:
+            # The system is usable while the city loads; the loader prints when it is done.
+            threading.Thread(target=_load_demo_once, name="demo-loader", daemon=True).start()
         while not stopping:
             for name, proc in children:
                 if proc.poll() is not None:
@@ -171,13 +178,24 @@ def _load_demo_once() -> None:
         return
     import json
 
-    from .demo import load
+    from .demo import DemoAlreadyLoaded, load
 
     print("  loading the demo city (first start only; GRIDGOV_LOAD_DEMO=false skips it)…")
     urls = {name.removesuffix("-svc"): f"http://127.0.0.1:{port}" for name, _, port in SERVICES}
-    counts = load(urls)
+    started = time.monotonic()
+    try:
+        counts = load(urls)
+    except DemoAlreadyLoaded as exc:
+        DEMO_MARKER.write_text(json.dumps({"already_loaded": str(exc)}))
+        print(f"  demo not loaded again: {exc}")
+        return
+    except Exception as exc:  # the services keep running; say why the city is incomplete
+        print(f"  demo load failed: {exc!r} (see the service logs)", file=sys.stderr)
+        return
     DEMO_MARKER.write_text(json.dumps(counts))
-    print("  demo loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    print(f"  demo loaded in {time.monotonic() - started:.0f} s:")
+    for kind, n in counts.items():
+        print(f"    {kind:<36} {n}")
 
 
 def _print_banner(bootstrap: str, logs: Path) -> None:

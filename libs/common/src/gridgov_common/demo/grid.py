@@ -1,22 +1,15 @@
-"""A deterministic demo city, loaded through the services' public APIs only.
-
-District 440306 with 4 streets × 3 communities; each community is a 3 × 4 lattice of grids
-whose shared corners are jittered (irregular, non-overlapping, covering the community).
-Every grid gets a leader and a community police officer.
-"""
+"""The demo city's territory: district 440306 with 4 streets × 3 communities; each community
+is a 3 × 4 lattice of grids whose shared corners are jittered (irregular, non-overlapping,
+covering the community). Every grid gets a leader, a community police officer and a
+population coordinator."""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import shapely
-from shapely.geometry import Polygon, mapping
-
-from .auth import issue_token
-from .settings import ServiceSettings
+from shapely.geometry import Point, Polygon, mapping, shape
 
 SEED = 20261122
 DISTRICT = ("440306", "宝安区")
@@ -42,13 +35,6 @@ CELL = (0.004, 0.003)  # one grid cell, degrees (~410 m × 330 m)
 COLS, ROWS = 3, 4  # grids per community
 
 
-@dataclass
-class DemoCity:
-    grids: list[dict[str, Any]] = field(default_factory=list)
-    communities: list[str] = field(default_factory=list)
-    streets: list[str] = field(default_factory=list)
-
-
 def _lattice(rng: random.Random, cols: int, rows: int) -> list[list[tuple[float, float]]]:
     """Corner points of the whole district lattice, interior corners jittered."""
     points = []
@@ -65,7 +51,7 @@ def _lattice(rng: random.Random, cols: int, rows: int) -> list[list[tuple[float,
     return points
 
 
-def plan(seed: int = SEED) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def plan_grid(seed: int = SEED) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Regions (in creation order) and members; no I/O, so tests can check the geometry."""
     rng = random.Random(seed)  # noqa: S311 - seeded demo data, not security
     communities_per_street = 3
@@ -164,40 +150,19 @@ def plan(seed: int = SEED) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return [district, *regions], members
 
 
-def _geojson(obj: dict[str, Any]) -> dict[str, Any]:
-    # shapely's mapping() gives tuples; JSON wants lists.
-    return {**obj, "boundary": _lists(obj["boundary"])} if "boundary" in obj else obj
+def random_point(
+    rng: random.Random, boundary: dict[str, Any], margin: float = 0.0003
+) -> tuple[float, float]:
+    """A point well inside ``boundary`` (``margin`` degrees, ~30 m), so rounding and grid-svc's
+    lookup cannot place it in a neighbour."""
+    inner = shape(boundary).buffer(-margin)
+    minx, miny, maxx, maxy = inner.bounds
+    while True:
+        x = round(rng.uniform(minx, maxx), 6)
+        y = round(rng.uniform(miny, maxy), 6)
+        if inner.contains(Point(x, y)):
+            return x, y
 
 
-def _lists(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_lists(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _lists(v) for k, v in value.items()}
-    return value
-
-
-def load(urls: dict[str, str], settings: ServiceSettings | None = None) -> dict[str, int]:
-    """Load the demo city into running services; returns what was created."""
-    settings = settings or ServiceSettings()
-    token = issue_token(settings, subject="demo-loader", roles=["admin"], scopes=["*"])
-    headers = {"Authorization": f"Bearer {token}"}
-    regions, members = plan()
-    counts: dict[str, int] = {}
-    with httpx.Client(base_url=urls["grid"], headers=headers, timeout=60) as grid:
-        features = [
-            {
-                "type": "Feature",
-                "geometry": _lists(r["boundary"]),
-                "properties": {k: v for k, v in r.items() if k != "boundary"},
-            }
-            for r in regions
-        ]
-        response = grid.post("/v1/import", json={"type": "FeatureCollection", "features": features})
-        response.raise_for_status()
-        counts["regions"] = response.json()["imported"]
-        for member in members:
-            body = {k: v for k, v in member.items() if k != "grid_code"}
-            grid.post(f"/v1/grids/{member['grid_code']}/members", json=body).raise_for_status()
-        counts["members"] = len(members)
-    return counts
+def person_name(rng: random.Random) -> str:
+    return rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(["", *GIVEN])
