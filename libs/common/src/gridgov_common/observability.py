@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import sys
 import time
-import uuid
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pythonjsonlogger.json import JsonFormatter
@@ -77,13 +78,19 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        # Labelled children per (method, route template, status): looking them up through
+        # ``labels()`` takes a lock and builds the label tuple on every request.
+        self._metrics: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode(errors="ignore")
-        request_id = incoming[:100] if incoming.isprintable() and incoming else uuid.uuid4().hex
+        incoming = ""
+        for name, value in scope["headers"]:  # ASGI header names are lower-case
+            if name == b"x-request-id":
+                incoming = value.decode(errors="ignore")
+        request_id = incoming[:100] if incoming.isprintable() and incoming else os.urandom(16).hex()
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -102,11 +109,16 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            method = scope["method"]
-            REQUESTS.labels(self.service, method, template, str(status)).inc()
-            LATENCY.labels(self.service, method, template).observe(time.perf_counter() - started)
+            key = (scope["method"], getattr(scope.get("route"), "path", "unmatched"), status)
+            metrics = self._metrics.get(key)
+            if metrics is None:
+                method, template, _ = key
+                metrics = self._metrics[key] = (
+                    REQUESTS.labels(self.service, method, template, str(status)),
+                    LATENCY.labels(self.service, method, template),
+                )
+            metrics[0].inc()
+            metrics[1].observe(time.perf_counter() - started)
             request_id_var.reset(token)
 
 
