@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import itertools
 import logging
 import os
 import sys
@@ -14,6 +15,19 @@ from pythonjsonlogger.json import JsonFormatter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Generated request ids: 32 hex digits, a random per-process half and a counter. Unique like
+# a uuid4, without a system call for randomness on every request.
+_id_prefix = os.urandom(8).hex()
+_id_counter = itertools.count()
+
+
+def _new_id_prefix() -> None:  # a forked worker must not repeat its parent's ids
+    global _id_prefix, _id_counter
+    _id_prefix, _id_counter = os.urandom(8).hex(), itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -90,7 +104,7 @@ class RequestContextMiddleware:
         for name, value in scope["headers"]:  # ASGI header names are lower-case
             if name == b"x-request-id":
                 incoming = value.decode(errors="ignore")
-        request_id = incoming[:100] if incoming.isprintable() and incoming else os.urandom(16).hex()
+        request_id = incoming[:100] if incoming.isprintable() and incoming else _new_request_id()
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -120,6 +134,10 @@ class RequestContextMiddleware:
             metrics[0].inc()
             metrics[1].observe(time.perf_counter() - started)
             request_id_var.reset(token)
+
+
+def _new_request_id() -> str:
+    return f"{_id_prefix}{next(_id_counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
 async def metrics_endpoint(_: Request) -> Response:

@@ -46,7 +46,7 @@ def _json(body: bytes) -> Response:
 def _parse_query(adapter: TypeAdapter[Q], request: Request) -> Q:
     """The query string as a model; errors as FastAPI reports query parameters (a 422)."""
     try:
-        return adapter.validate_python(request.query_params)
+        return adapter.validate_python(dict(request.query_params))  # a dict validates faster
     except ValidationError as exc:
         errors = [{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]
         raise RequestValidationError(errors) from None
