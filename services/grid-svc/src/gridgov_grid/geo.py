@@ -448,7 +448,8 @@ class _Buckets:
         width = cx1 - cx0 + 1
         grid, k = _expand(np.zeros(n, np.intp), width * (cy1 - cy0 + 1))
         cell = (cy0[grid] + k // width[grid]) * side + cx0[grid] + k % width[grid]
-        order = np.lexsort((grid, cell))  # by cell, then grid index (= code order)
+        # By cell; stable, so within a cell grid indices (= code order) stay ascending.
+        order = np.argsort(cell, kind="stable")
         start = np.searchsorted(cell[order], np.arange(side * side + 1))
         return cls(x0, y0, dx, dy, side, start, grid[order], bounds)
 
@@ -499,16 +500,17 @@ class _Snapshot:
 
 
 class GridIndex:
-    """In-memory point -> grid code lookup over shapely's STRtree.
+    """In-memory point -> grid code lookup: shapely's STRtree for single points, a cell grid
+    of bounding boxes (`_Buckets`) for batches, GEOS `intersects` as the exact test for both.
 
     * A point on a shared edge/vertex matches every grid it touches (`intersects`); the
       lowest code wins, so the answer is deterministic.
     * Updates only touch a dict and mark the index dirty; the next query rebuilds the
-      (immutable) STRtree under a lock, ~50 ms per 100k grids. Bulk loads: use replace_all.
+      (immutable) tree and cells under a lock. Bulk loads: use replace_all.
     * Readers grab one snapshot reference and use only that, so a query never sees a
       half-built tree; rebuilds swap the reference atomically.
-    * Tree geometries are deliberately not shapely.prepare()d: STRtree predicate queries do
-      not use them, and GEOS prepared geometries are not safe to share between threads.
+    * Geometries are deliberately not shapely.prepare()d (it would halve the exact test of a
+      batch): GEOS prepared geometries are not safe to share between threads.
     """
 
     def __init__(self) -> None:
