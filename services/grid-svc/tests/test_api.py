@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer
 from gridgov_common.testing import eventually, token_for
 from gridgov_grid.fixtures import box
 from gridgov_grid.geo import wgs84_to_gcj02
+from gridgov_grid.schemas import BatchLocateOut, LocateOut
 
 from .conftest import ADMIN
 
@@ -215,6 +216,46 @@ async def test_locate_answers_grid_and_ancestors_and_edges_deterministically(gri
         assert outside.status_code == 404 and problem_type(outside) == "outside-grid"
         bad = await http.get("/v1/locate", params={"lon": 200, "lat": 22.5})
         assert bad.status_code == 422 and problem_type(bad) == "coordinates-out-of-range"
+
+
+async def test_locate_answer_has_the_schema_and_follows_renames(grid, city):
+    """Answers are encoded once per grid and kept: a rename of the grid or an ancestor shows."""
+    lon, lat = city.point_in(city.grid_west)
+    async with grid.client(ADMIN) as http:
+        first = await http.get("/v1/locate", params={"lon": lon, "lat": lat})
+        assert first.headers["content-type"] == "application/json"
+        assert LocateOut.model_validate_json(first.content).model_dump(mode="json") == first.json()
+        assert first.json()["point"] == [lon, lat]
+        for code, name in ((city.community, "海裕新社区"), (city.grid_west, "海裕新网格")):
+            r = await http.patch(f"/v1/regions/{code}", json={"name": name})
+            assert r.status_code == 200, r.text
+        again = (await http.get("/v1/locate", params={"lon": lon, "lat": lat})).json()
+        assert again["grid"]["name"] == "海裕新网格"
+        assert again["ancestors"][-1] == {
+            "code": city.community,
+            "name": "海裕新社区",
+            "level": "community",
+        }
+        batch = await http.post("/v1/locate/batch", json={"points": [[lon, lat], [0.0, 0.0]]})
+        assert BatchLocateOut.model_validate_json(batch.content).model_dump(mode="json") == {
+            "results": [again, {"point": [0.0, 0.0], "grid": None, "ancestors": []}],
+            "outside": 1,
+        }
+
+
+async def test_locate_query_errors_are_problems(grid, city):
+    async with grid.client(ADMIN) as http:
+        r = await http.get("/v1/locate", params={"lon": "east", "crs": "wgs99"})
+        assert r.status_code == 422 and problem_type(r) == "validation-error"
+        fields = {e["field"]: e["code"] for e in r.json()["errors"]}
+        assert fields == {
+            "query.lon": "float_parsing",
+            "query.lat": "missing",
+            "query.crs": "literal_error",
+        }
+    async with grid.client(None) as anonymous:  # the token is checked before the query
+        r = await anonymous.get("/v1/locate", params={"lon": "east"})
+        assert r.status_code == 401 and problem_type(r) == "unauthorized"
 
 
 async def test_gcj02_input_is_converted_within_two_metres(grid, city):

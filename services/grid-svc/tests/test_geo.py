@@ -436,6 +436,13 @@ def test_locate_many_large_batch_uses_chunks() -> None:
     assert [batch[i] for i in sample] == [index.locate(lons[i], lats[i]) for i in sample]
 
 
+def test_locate_many_outside_the_extent_and_on_an_empty_index() -> None:
+    lons = [X0 - 50 * S, X0 + 50 * S, float("nan"), X0 + 0.5 * S]
+    lats = [Y0 + 0.5 * S, Y0 + 0.5 * S, Y0, Y0 + 0.5 * S]
+    assert make_index().locate_many(lons, lats) == [None, None, None, "440306001001001"]
+    assert make_index([]).locate_many(lons, lats) == [None] * 4
+
+
 def test_locate_many_length_mismatch() -> None:
     with pytest.raises(ValueError, match="differ"):
         make_index().locate_many([1.0, 2.0], [1.0])

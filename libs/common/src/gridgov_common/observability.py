@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import contextvars
+import itertools
 import logging
+import os
 import sys
 import time
-import uuid
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pythonjsonlogger.json import JsonFormatter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Generated request ids: 32 hex digits, a random per-process half and a counter. Unique like
+# a uuid4, without a system call for randomness on every request.
+_id_prefix = os.urandom(8).hex()
+_id_counter = itertools.count()
+
+
+def _new_id_prefix() -> None:  # a forked worker must not repeat its parent's ids
+    global _id_prefix, _id_counter
+    _id_prefix, _id_counter = os.urandom(8).hex(), itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -77,13 +92,19 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        # Labelled children per (method, route template, status): looking them up through
+        # ``labels()`` takes a lock and builds the label tuple on every request.
+        self._metrics: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode(errors="ignore")
-        request_id = incoming[:100] if incoming.isprintable() and incoming else uuid.uuid4().hex
+        incoming = ""
+        for name, value in scope["headers"]:  # ASGI header names are lower-case
+            if name == b"x-request-id":
+                incoming = value.decode(errors="ignore")
+        request_id = incoming[:100] if incoming.isprintable() and incoming else _new_request_id()
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -102,12 +123,21 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            method = scope["method"]
-            REQUESTS.labels(self.service, method, template, str(status)).inc()
-            LATENCY.labels(self.service, method, template).observe(time.perf_counter() - started)
+            key = (scope["method"], getattr(scope.get("route"), "path", "unmatched"), status)
+            metrics = self._metrics.get(key)
+            if metrics is None:
+                method, template, _ = key
+                metrics = self._metrics[key] = (
+                    REQUESTS.labels(self.service, method, template, str(status)),
+                    LATENCY.labels(self.service, method, template),
+                )
+            metrics[0].inc()
+            metrics[1].observe(time.perf_counter() - started)
             request_id_var.reset(token)
+
+
+def _new_request_id() -> str:
+    return f"{_id_prefix}{next(_id_counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
 async def metrics_endpoint(_: Request) -> Response:

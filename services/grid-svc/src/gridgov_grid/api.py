@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Query, status
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import select
 
-from gridgov_common.app import Ctx
-from gridgov_common.auth import CurrentPrincipal, Principal, require_roles
+from gridgov_common.app import Ctx, ServiceContext
+from gridgov_common.auth import CurrentPrincipal, Principal, current_principal, require_roles
 from gridgov_common.errors import invalid
 
 from . import exchange, lookup, members, regions
@@ -17,11 +19,11 @@ from .schemas import (
     CODE_PATTERN,
     BatchLocateIn,
     BatchLocateOut,
-    Crs,
     GridSplit,
     LeaderGap,
     Level,
     LocateOut,
+    LocateQuery,
     MemberCreate,
     MemberOut,
     RegionCreate,
@@ -34,6 +36,65 @@ from .schemas import (
 router = APIRouter(prefix="/v1")
 GridAdmin = Annotated[Principal, Depends(require_roles("admin", "grid_admin"))]
 Code = Annotated[str, Query(pattern=CODE_PATTERN)]
+Q = TypeVar("Q", bound=BaseModel)
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
+def _parse_query(adapter: TypeAdapter[Q], request: Request) -> Q:
+    """The query string as a model; errors as FastAPI reports query parameters (a 422)."""
+    try:
+        return adapter.validate_python(dict(request.query_params))  # a dict validates faster
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(errors) from None
+
+
+def _query_parameters(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI parameters for a flat query model (for routes that parse their own query)."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    return {
+        "parameters": [
+            {"name": name, "in": "query", "required": name in required, "schema": field}
+            for name, field in schema["properties"].items()
+        ]
+    }
+
+
+_LOCATE_QUERY = TypeAdapter(LocateQuery)
+
+
+# Lookups first: routes are matched in order, and these are the ones called at rate.
+@router.get(
+    "/locate",
+    response_model=LocateOut,
+    tags=["lookup"],
+    summary="The grid containing a point, with its ancestor chain",
+    openapi_extra=_query_parameters(LocateQuery),
+    responses={422: {"description": "Invalid query (problem+json)"}},
+)
+async def locate(request: Request) -> Response:
+    # Token and query are read here, not through FastAPI dependencies: every other service
+    # calls this at rate, and resolving them through the dependency solver costs several
+    # times the lookup itself. Same checks, same order (token first), same errors.
+    await current_principal(request)  # reads need any role
+    query = _parse_query(_LOCATE_QUERY, request)
+    ctx: ServiceContext = request.app.state.ctx
+    return _json(lookup.locate(regions.directory(ctx), query.lon, query.lat, query.crs))
+
+
+@router.post(
+    "/locate/batch",
+    response_model=BatchLocateOut,
+    tags=["lookup"],
+    summary="Locate up to 10,000 points at once",
+)
+async def locate_batch(body: BatchLocateIn, ctx: Ctx, principal: CurrentPrincipal) -> Response:
+    limit: int = ctx.settings.max_batch_points  # type: ignore[attr-defined]
+    return _json(await lookup.locate_batch(regions.directory(ctx), body.points, body.crs, limit))
 
 
 @router.post(
@@ -156,32 +217,6 @@ async def import_regions(
     ctx: Ctx, principal: GridAdmin, collection: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     return await exchange.import_collection(ctx, principal, collection)
-
-
-@router.get(
-    "/locate",
-    response_model=LocateOut,
-    tags=["lookup"],
-    summary="The grid containing a point, with its ancestor chain",
-)
-async def locate(
-    ctx: Ctx, principal: CurrentPrincipal, lon: float, lat: float, crs: Crs = "wgs84"
-) -> LocateOut:
-    return lookup.locate(regions.directory(ctx), lon, lat, crs)
-
-
-@router.post(
-    "/locate/batch",
-    response_model=BatchLocateOut,
-    tags=["lookup"],
-    summary="Locate up to 10,000 points at once",
-)
-async def locate_batch(
-    body: BatchLocateIn, ctx: Ctx, principal: CurrentPrincipal
-) -> BatchLocateOut:
-    return await lookup.locate_batch(
-        regions.directory(ctx), body.points, body.crs, ctx.settings.max_batch_points
-    )  # type: ignore[attr-defined]
 
 
 @router.post(

@@ -27,8 +27,12 @@ class Directory:
     def __init__(self) -> None:
         self.regions: dict[str, RegionInfo] = {}
         self.index = GridIndex()
+        # Per grid code, the encoded grid-and-ancestors part of a lookup answer (lookup.py).
+        # Any change may rename a grid or one of its ancestors, so every change drops them all.
+        self.answers: dict[str, bytes] = {}
 
     def load(self, items: list[tuple[RegionInfo, Any]]) -> None:
+        self.answers = {}
         self.regions = {info.code: info for info, _ in items}
         self.index.replace_all(
             (info.code, boundary)
@@ -41,6 +45,7 @@ class Directory:
         known = self.regions.get(info.code)
         if known is not None and known.version > info.version:
             return
+        self.answers = {}
         self.regions[info.code] = info
         if _locatable(info) and boundary is not None:
             self.index.upsert(info.code, boundary)

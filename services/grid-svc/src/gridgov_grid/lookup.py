@@ -1,17 +1,28 @@
-"""Point → grid lookup, served from the in-memory index (no database on the hot path)."""
+"""Point → grid lookup, served from the in-memory index (no database on the hot path).
+
+Answers are JSON bytes shaped as ``LocateOut`` / ``BatchLocateOut``: the grid and its ancestor
+chain are encoded once per grid and kept in the directory until it changes, so a lookup only
+encodes its point. Building and validating the nested models on every request cost more
+than the lookup itself.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
+from pydantic import TypeAdapter
+from pydantic_core import to_json
+
 from gridgov_common.errors import Problem, invalid
 
 from . import geo
 from .directory import Directory, RegionInfo
-from .schemas import BatchLocateItem, BatchLocateOut, LocatedGrid, LocateOut, RegionRef
+from .schemas import LocatedGrid, RegionRef
 
 # Batches this large are resolved in a worker thread so the event loop keeps serving.
 _THREAD_THRESHOLD = 2_000
+_REFS = TypeAdapter(list[RegionRef])
+_NO_GRID = b'"grid":null,"ancestors":[]}'
 
 
 def _check_point(lon: float, lat: float, index: int | None = None) -> None:
@@ -33,7 +44,21 @@ def _grid(info: RegionInfo) -> LocatedGrid:
     return LocatedGrid(code=info.code, name=info.name, grid_class=info.grid_class)  # type: ignore[arg-type]
 
 
-def locate(directory: Directory, lon: float, lat: float, crs: str) -> LocateOut:
+def _located(directory: Directory, info: RegionInfo) -> bytes:
+    """``"grid":{…},"ancestors":[…]}``: the end of an answer for a point in this grid."""
+    encoded = directory.answers.get(info.code)
+    if encoded is None:
+        grid, refs = to_json(_grid(info)), _REFS.dump_json(_refs(directory, info))
+        encoded = directory.answers[info.code] = b'"grid":%b,"ancestors":%b}' % (grid, refs)
+    return encoded
+
+
+def _answer(point: tuple[float, float], located: bytes) -> bytes:
+    return b'{"point":%b,%b' % (to_json(point), located)
+
+
+def locate(directory: Directory, lon: float, lat: float, crs: str) -> bytes:
+    """The grid containing a point, as the JSON of a ``LocateOut``."""
     _check_point(lon, lat)
     wlon, wlat = geo.to_wgs84(lon, lat, crs)
     info = directory.locate(wlon, wlat)
@@ -44,12 +69,13 @@ def locate(directory: Directory, lon: float, lat: float, crs: str) -> LocateOut:
             f"point [{wlon:.6f}, {wlat:.6f}] (WGS-84) lies outside every active grid",
             point=[wlon, wlat],
         )
-    return LocateOut(point=(wlon, wlat), grid=_grid(info), ancestors=_refs(directory, info))
+    return _answer((wlon, wlat), _located(directory, info))
 
 
 async def locate_batch(
     directory: Directory, points: list[tuple[float, float]], crs: str, limit: int
-) -> BatchLocateOut:
+) -> bytes:
+    """Many points at once, as the JSON of a ``BatchLocateOut`` (results in input order)."""
     if len(points) > limit:
         raise invalid(
             "batch-too-large",
@@ -65,14 +91,9 @@ async def locate_batch(
         found = await asyncio.to_thread(directory.locate_many, lons, lats)
     else:
         found = directory.locate_many(lons, lats)
-    ancestors_cache: dict[str, list[RegionRef]] = {}
-    results = []
-    for point, info in zip(converted, found, strict=True):
-        if info is None:
-            results.append(BatchLocateItem(point=point, grid=None, ancestors=[]))
-            continue
-        refs = ancestors_cache.get(info.parent_code or "")
-        if refs is None:
-            refs = ancestors_cache[info.parent_code or ""] = _refs(directory, info)
-        results.append(BatchLocateItem(point=point, grid=_grid(info), ancestors=refs))
-    return BatchLocateOut(results=results, outside=sum(1 for f in found if f is None))
+    results = [
+        _answer(point, _NO_GRID if info is None else _located(directory, info))
+        for point, info in zip(converted, found, strict=True)
+    ]
+    outside = sum(1 for f in found if f is None)
+    return b'{"results":[%b],"outside":%d}' % (b",".join(results), outside)

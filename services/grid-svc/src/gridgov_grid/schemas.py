@@ -108,6 +108,14 @@ class LocatedGrid(BaseModel):
     grid_class: GridClass | None
 
 
+class LocateQuery(BaseModel):
+    """Query of ``GET /v1/locate``."""
+
+    lon: float
+    lat: float
+    crs: Crs = "wgs84"
+
+
 class LocateOut(BaseModel):
     point: tuple[float, float] = Field(description="the point in WGS-84 [lon, lat]")
     grid: LocatedGrid
