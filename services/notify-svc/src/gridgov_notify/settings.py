@@ -14,6 +14,8 @@ class Settings(ServiceSettings):
     delivery_poll_seconds: float = 0.2
     delivery_claim_seconds: float = 60.0
     delivery_concurrency: int = 32
+    # Keep-alive connections per receiving origin (scheme://host:port).
+    delivery_connections_per_origin: int = 8
 
     # Escalation worker.
     escalation_poll_seconds: float = 5.0
