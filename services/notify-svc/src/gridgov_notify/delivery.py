@@ -27,7 +27,7 @@ except ImportError:
 
 import httpx
 from prometheus_client import Counter, Histogram
-from sqlalchemy import case, func, literal, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridgov_common.app import ServiceContext
@@ -111,6 +111,29 @@ class WebhookChannel:
             error=None if r.is_success else r.text[:500],
             retry_after=r.headers.get("retry-after"),
         )
+
+
+_deliveries = Delivery.__table__
+# One statement for every batch (so compiled once), run with one parameter set per delivery.
+SUCCEEDED = (
+    update(_deliveries)
+    .where(
+        _deliveries.c.id == bindparam("b_id"),
+        _deliveries.c.claimed_by == bindparam("b_claim"),
+    )
+    .values(
+        state="succeeded",
+        completed_at=bindparam("b_now", type_=UTCDateTime()),
+        attempts=_deliveries.c.attempts + 1,
+        first_attempt_at=func.coalesce(
+            _deliveries.c.first_attempt_at, bindparam("b_first", type_=UTCDateTime())
+        ),
+        last_status=bindparam("b_status"),
+        last_error=None,
+        claimed_by=None,
+        claim_expires_at=None,
+    )
+)
 
 
 class DeliveryWorker:
@@ -257,50 +280,27 @@ class DeliveryWorker:
     async def record_successes(
         self, session: AsyncSession, done: list[tuple[Delivery, dict[str, object]]], now: datetime
     ) -> None:
-        """One UPDATE for all successful deliveries (per-row values by CASE, each still guarded
-        by its own claim), then pending → delivered for their dispatches."""
-        by_id = {d.id: (d, v) for d, v in done}
-
-        def per_row(key: str, type_: object = None) -> object:
-            return case(
-                *[
-                    (Delivery.id == i, literal(v[key], type_) if type_ else literal(v[key]))
-                    for i, (_, v) in by_id.items()
-                ]
-            )
-
-        ids = list(by_id)
-        updated = (
-            await session.scalars(
-                update(Delivery)
-                .where(
-                    Delivery.id.in_(ids),
-                    Delivery.claimed_by
-                    == case(*[(Delivery.id == i, d.claimed_by) for i, (d, _) in by_id.items()]),
-                )
-                .values(
-                    state="succeeded",
-                    completed_at=now,
-                    attempts=Delivery.attempts + 1,
-                    first_attempt_at=func.coalesce(
-                        Delivery.first_attempt_at, per_row("first_attempt_at", UTCDateTime())
-                    ),
-                    last_status=per_row("last_status"),
-                    last_error=None,
-                    claimed_by=None,
-                    claim_expires_at=None,
-                )
-                .returning(Delivery.id)
-                .execution_options(synchronize_session=False)
-            )
-        ).all()
-        # (a delivery missing here lost its claim: someone else took over and records it)
+        """All successful deliveries in one executemany UPDATE (each still guarded by its own
+        claim), then pending → delivered for the dispatches of those that really succeeded."""
+        await session.execute(
+            SUCCEEDED,
+            [
+                {
+                    "b_id": d.id,
+                    "b_claim": d.claimed_by,
+                    "b_first": v["first_attempt_at"],
+                    "b_status": v["last_status"],
+                    "b_now": now,
+                }
+                for d, v in done
+            ],
+        )
+        # A delivery whose claim had expired was not updated: whoever took it over records it.
         by_channel: dict[str, list[str]] = {}
-        for i in updated:
-            delivery = by_id[i][0]
-            by_channel.setdefault(delivery.channel, []).append(delivery.dispatch_id)
-        for channel, dispatch_ids in by_channel.items():
-            await mark_delivered(session, dispatch_ids, now=now, actor=channel)
+        for delivery, _ in done:
+            by_channel.setdefault(delivery.channel, []).append(delivery.id)
+        for channel, delivery_ids in by_channel.items():
+            await mark_delivered(session, delivery_ids, now=now, actor=channel)
 
     def handoff(self, deliveries: list[tuple[Delivery, Department]]) -> None:
         """Deliveries this replica just created (already claimed for it): send them now."""

@@ -24,7 +24,16 @@ from gridgov_common.events.notify import EventUnrouted
 from gridgov_common.outbox import record_many
 
 from .departments import DEPARTMENT_TYPES, active_departments, matching_prefix
-from .dispatches import SOURCE, NewDispatch, insert_dispatches, new_id, plan_dispatch, row_of
+from .dispatches import (
+    SOURCE,
+    Deadlines,
+    NewDispatch,
+    Row,
+    event_json,
+    insert_dispatches,
+    new_id,
+    plan_dispatch,
+)
 from .dispatches import source_subject as subject_of
 from .models import Case, Department, KnownRegion, RoutingRule, UnroutedEvent
 from .models import tables as notify_tables
@@ -100,9 +109,10 @@ async def route_events(
             )
         ).all()
     }
-    cases: list[Case] = []
+    deadlines = Deadlines(now, calendar)
+    cases: list[Row] = []
     dispatches: list[NewDispatch] = []
-    unrouted: list[tuple[UnroutedEvent, CloudEvent]] = []
+    unrouted: list[tuple[Row, CloudEvent]] = []
     for evt in events:
         if evt.id in routed:
             continue
@@ -118,7 +128,8 @@ async def route_events(
         if not plan:
             unrouted.append(unrouted_event(evt, grid_code, matched, now))
             continue
-        case = Case(
+        case = Row.of(
+            Case.__table__,
             id=new_id("case"),
             source_event_id=evt.id,
             source_event_type=evt.type,
@@ -128,6 +139,7 @@ async def route_events(
             created_at=now,
         )
         cases.append(case)
+        case_json = event_json(case.event)
         note = " (grid is retired)" if region and region.retired else ""
         for dept, rule, prefix in plan:
             dispatches.append(
@@ -143,15 +155,16 @@ async def route_events(
                     ),
                     ack_sla=rule.ack_sla,
                     feedback_sla=rule.feedback_sla,
-                    calendar=calendar,
-                    now=now,
+                    deadlines=deadlines,
+                    case_event_json=case_json,
                 )
             )
     if cases:
-        await session.execute(insert(Case), [row_of(c) for c in cases])
+        await session.execute(insert(Case.__table__), [c.values_for(Case.__table__) for c in cases])
     await insert_dispatches(session, dispatches)
     if unrouted:
-        await session.execute(insert(UnroutedEvent), [row_of(u) for u, _ in unrouted])
+        table = UnroutedEvent.__table__
+        await session.execute(insert(table), [u.values_for(table) for u, _ in unrouted])
         await record_many(session, notify_tables, [e for _, e in unrouted])
 
 
@@ -183,7 +196,7 @@ def plan_departments(
 
 def unrouted_event(
     evt: CloudEvent, grid_code: str | None, matched: list[RoutingRule], now: datetime
-) -> tuple[UnroutedEvent, CloudEvent]:
+) -> tuple[Row, CloudEvent]:
     wanted = sorted({t for r in matched for t in r.department_types})
     reason = (
         "no grid code on the event"
@@ -194,7 +207,8 @@ def unrouted_event(
     )
     UNROUTED.labels(evt.type).inc()
     log.warning("event %s (%s) unrouted: %s", evt.id, evt.type, reason)
-    row = UnroutedEvent(
+    row = Row.of(
+        UnroutedEvent.__table__,
         source_event_id=evt.id,
         source_event_type=evt.type,
         grid_code=grid_code,
