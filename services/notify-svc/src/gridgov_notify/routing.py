@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridgov_common.db import utcnow
@@ -91,13 +91,15 @@ async def route_events(
     now: datetime | None = None,
 ) -> None:
     """Create the case and one dispatch per responsible department of each event, or report it
-    unrouted; an event that already has a case (a redelivery) is skipped."""
+    unrouted; an event already routed or reported (a redelivery) is skipped."""
     now = now or utcnow()
     await view.refresh(session)
     ids = [evt.id for evt in events]
-    routed = set(
-        await session.scalars(select(Case.source_event_id).where(Case.source_event_id.in_(ids)))
+    seen = union(
+        select(Case.source_event_id).where(Case.source_event_id.in_(ids)),
+        select(UnroutedEvent.source_event_id).where(UnroutedEvent.source_event_id.in_(ids)),
     )
+    routed = set((await session.scalars(select(seen.subquery().c[0]))).all())
     codes = {code for evt in events if (code := grid_of(evt))}
     regions = {
         code: Region(grid_class, status == "retired")
