@@ -392,6 +392,21 @@ async def move(
     return current
 
 
+TRANSITION_DISPATCH = (
+    "id",
+    "department_id",
+    "state",
+    "feedback_result",
+    "rule_id",
+    "rule_version",
+    "matched_prefix",
+    "reason",
+    "escalated_from",
+    "rerouted_from",
+)
+TRANSITION_CASE = ("id", "source_event_id", "source_event_type", "source_subject", "grid_code")
+
+
 async def mark_delivered(
     session: AsyncSession, delivery_ids: list[str], *, now: datetime, actor: str
 ) -> int:
@@ -418,19 +433,25 @@ async def mark_delivered(
     )
     if not moved:
         return 0
-    rows = (
-        await session.execute(
-            select(Dispatch, Case, Department)
-            .join(Case, Case.id == Dispatch.case_id)
-            .join(Department, Department.id == Dispatch.department_id)
-            .where(Dispatch.id.in_(moved))
-            .order_by(Dispatch.id)
-            .execution_options(populate_existing=True)
+    # Only the columns a transition names (a case's event body is large and not needed).
+    rows = await session.execute(
+        select(
+            *(getattr(Dispatch, c) for c in TRANSITION_DISPATCH),
+            *(getattr(Case, c).label(f"case_{c}") for c in TRANSITION_CASE),
+            Department.name.label("dept_name"),
+            Department.type.label("dept_type"),
         )
-    ).all()
+        .join(Case, Case.id == Dispatch.case_id)
+        .join(Department, Department.id == Dispatch.department_id)
+        .where(Dispatch.id.in_(moved))
+        .order_by(Dispatch.id)
+    )
     logs, events = [], []
-    for d, case, dept in rows:
-        row, evt = transition(d, case, dept, "pending", at=now, actor=actor)
+    for r in rows.mappings():
+        d = Row(**{c: r[c] for c in TRANSITION_DISPATCH})
+        case = Row(**{c: r[f"case_{c}"] for c in TRANSITION_CASE})
+        dept = Row(id=r["department_id"], name=r["dept_name"], type=r["dept_type"])
+        row, evt = transition(d, case, dept, "pending", at=now, actor=actor)  # type: ignore[arg-type]
         logs.append(row)
         events.append(evt)
     await session.execute(insert(DispatchLog.__table__), logs)
