@@ -15,9 +15,8 @@ from prometheus_client import Counter
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gridgov_common.db import PlatformTables
 from gridgov_common.errors import Problem, conflict, not_found
-from gridgov_common.events import CloudEvent, EventPayload, make_event
+from gridgov_common.events import CloudEvent, make_event
 from gridgov_common.events.notify import DispatchStateChanged
 from gridgov_common.lease import REPLICA_ID
 from gridgov_common.outbox import record, record_many
@@ -44,19 +43,6 @@ OPEN_FOR_ACK = ("pending", "delivered", "failed")
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
-
-
-async def emit(
-    session: AsyncSession,
-    payload: EventPayload,
-    *,
-    subject: str,
-    gridcode: str | None,
-    tables: PlatformTables = notify_tables,
-) -> None:
-    await record(
-        session, tables, make_event(payload, source=SOURCE, subject=subject, gridcode=gridcode)
-    )
 
 
 def source_subject(evt: CloudEvent) -> str | None:
