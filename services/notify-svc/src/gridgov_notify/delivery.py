@@ -342,8 +342,13 @@ class DeliveryWorker:
         task.add_done_callback(self.tasks.discard)
 
     async def recorder(self) -> None:
+        linger = self.settings.delivery_record_linger_seconds
         while True:
             batch = [await self.results.get()]
+            if linger > 0:
+                # Results arrive one by one; a short wait writes many in one transaction
+                # (a few statements each) instead of one transaction per delivery.
+                await asyncio.sleep(linger)
             while not self.results.empty() and len(batch) < 500:
                 batch.append(self.results.get_nowait())
             try:
