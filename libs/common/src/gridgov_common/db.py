@@ -44,6 +44,8 @@ from sqlalchemy.orm import DeclarativeBase, Session
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for long-lived tables.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# Execution option marking a read-only connection (see Database.reader).
+READ_ONLY = "gridgov_read_only"
 
 
 def utcnow() -> datetime:
@@ -219,6 +221,14 @@ class Database:
             hook(session)
 
     @asynccontextmanager
+    async def reader(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only: on SQLite its transaction does not take the write lock,
+        so it neither waits for the writer nor makes the writer wait (WAL snapshot)."""
+        async with self.sessions() as session:
+            await session.connection(execution_options={READ_ONLY: True})
+            yield session
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: commits on success, rolls back on any exception."""
         async with self.sessions() as session, session.begin():
@@ -256,4 +266,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: Any) -> None:
         # BEGIN IMMEDIATE takes the write lock up front: two deferred transactions that both
         # upgrade to writing would otherwise fail with "database is locked" instead of waiting.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader never upgrades, so it begins deferred and leaves the lock to the writers.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client import Counter
@@ -28,6 +28,44 @@ from .events.envelope import REGISTRY
 log = logging.getLogger("gridgov.inbox")
 
 Handler = Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
+
+
+@runtime_checkable
+class BatchHandler(Protocol):
+    """A handler that can also take a run of consecutive events in one call (set-based writes).
+
+    It is called as a plain :data:`Handler` for a single event and when events are retried
+    one by one, so both paths must have the same effect.
+    """
+
+    async def __call__(self, session: AsyncSession, evt: CloudEvent, payload: Any) -> None: ...
+
+    async def handle_batch(
+        self, session: AsyncSession, events: list[tuple[CloudEvent, Any]]
+    ) -> None: ...
+
+
+WorkItem = tuple[ConsumerRecord, CloudEvent, Any, Handler]
+
+
+def _runs(
+    work: list[WorkItem], seen: set[str], outcomes: list[tuple[str, str]]
+) -> list[list[WorkItem]]:
+    """Split the batch, in order, into single events and runs of consecutive events of one
+    batch handler; events already in the inbox (or twice in the batch) are left out."""
+    runs: list[list[WorkItem]] = []
+    for item in work:
+        evt, handler = item[1], item[3]
+        if evt.id in seen:
+            outcomes.append((evt.type, "duplicate"))
+            continue
+        seen.add(evt.id)
+        if runs and isinstance(handler, BatchHandler) and runs[-1][0][3] is handler:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
 
 CONSUMED = Counter(
     "gridgov_events_consumed_total", "Events handled by the inbox", ["service", "type", "outcome"]
@@ -111,9 +149,10 @@ class InboxConsumer:
                 await consumer.commit(offsets)
 
     async def process_batch(self, messages: list[ConsumerRecord]) -> None:
-        """Handle a batch in one transaction (a savepoint per event); an event whose handler
-        fails is rolled back alone and then retried on its own, so it cannot hold up or undo
-        the others."""
+        """Handle a batch in one transaction (a savepoint per event, or per run of consecutive
+        events whose handler takes batches); a failing event or run is rolled back alone and
+        its events are then retried one by one, so it cannot hold up or undo the others."""
+        inbox = self.tables.inbox
         work: list[tuple[ConsumerRecord, CloudEvent, Any, Handler]] = []
         for message in messages:
             try:
@@ -126,7 +165,6 @@ class InboxConsumer:
                 work.append((message, evt, payload, handler))
         if not work:
             return
-        inbox = self.tables.inbox
         retry_alone: list[ConsumerRecord] = []
         outcomes: list[tuple[str, str]] = []
         try:
@@ -139,26 +177,34 @@ class InboxConsumer:
                         )
                     ).all()
                 )
-                for message, evt, payload, handler in work:
-                    if evt.id in seen:
-                        outcomes.append((evt.type, "duplicate"))
-                        continue
+                handled: list[tuple[ConsumerRecord, CloudEvent]] = []
+                for run in _runs(work, seen, outcomes):
+                    handler = run[0][3]
                     try:
                         async with session.begin_nested():
-                            await handler(session, evt, payload)
-                            await session.execute(
-                                insert(inbox).values(
-                                    event_id=evt.id,
-                                    topic=message.topic,
-                                    type=evt.type,
-                                    processed_at=utcnow(),
-                                )
-                            )
+                            if len(run) > 1 and isinstance(handler, BatchHandler):
+                                await handler.handle_batch(session, [(e, p) for _, e, p, _ in run])
+                            else:
+                                await handler(session, run[0][1], run[0][2])
                     except Exception:
-                        retry_alone.append(message)
+                        retry_alone.extend(message for message, _, _, _ in run)
                         continue
-                    seen.add(evt.id)
-                    outcomes.append((evt.type, "handled"))
+                    handled.extend((message, evt) for message, evt, _, _ in run)
+                if handled:
+                    now = utcnow()
+                    await session.execute(
+                        insert(inbox),
+                        [
+                            {
+                                "event_id": evt.id,
+                                "topic": message.topic,
+                                "type": evt.type,
+                                "processed_at": now,
+                            }
+                            for message, evt in handled
+                        ],
+                    )
+                outcomes.extend((evt.type, "handled") for _, evt in handled)
         except Exception as exc:
             # The batch transaction itself failed (e.g. the database): go one by one.
             log.warning("batch of %d failed, handling one by one: %s", len(work), exc)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from prometheus_client import Counter
@@ -37,21 +37,33 @@ async def record(
     session: AsyncSession, tables: PlatformTables, evt: CloudEvent, topic: str | None = None
 ) -> None:
     """Add ``evt`` to the outbox inside the caller's (still open) transaction."""
+    await session.execute(insert(tables.outbox).values(outbox_row(evt, topic)))
+    session.info[_PENDING_FLAG] = True
+
+
+async def record_many(
+    session: AsyncSession, tables: PlatformTables, events: Sequence[CloudEvent]
+) -> None:
+    """Add several events in one statement (in this order) inside the caller's transaction."""
+    if not events:
+        return
+    await session.execute(insert(tables.outbox), [outbox_row(evt) for evt in events])
+    session.info[_PENDING_FLAG] = True
+
+
+def outbox_row(evt: CloudEvent, topic: str | None = None) -> dict[str, Any]:
     if topic is None:
         spec = REGISTRY.get(evt.type)
         if spec is None:
             raise ValueError(f"event type {evt.type} is not registered; pass its topic")
         topic = spec.topic
-    await session.execute(
-        insert(tables.outbox).values(
-            event_id=evt.id,
-            topic=topic,
-            key=evt.key,
-            body=evt.model_dump_json(exclude_none=True),
-            created_at=utcnow(),
-        )
-    )
-    session.info[_PENDING_FLAG] = True
+    return {
+        "event_id": evt.id,
+        "topic": topic,
+        "key": evt.key,
+        "body": evt.model_dump_json(exclude_none=True),
+        "created_at": utcnow(),
+    }
 
 
 class OutboxRelay:
@@ -92,7 +104,7 @@ class OutboxRelay:
         backoff = 0.2
         while True:
             try:
-                if await self.lease.acquire():
+                if await self.lease.ensure():
                     if self.broker_unavailable and self.ensure_topics is not None:
                         await self.ensure_topics()
                     self.broker_unavailable = False
@@ -119,7 +131,7 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows in order; returns how many were sent."""
         t = self.tables.outbox
-        async with self.db.sessions() as session:
+        async with self.db.reader() as session:
             rows = (
                 await session.execute(
                     select(t.c.id, t.c.topic, t.c.key, t.c.body)

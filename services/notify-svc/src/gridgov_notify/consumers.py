@@ -10,8 +10,8 @@ from gridgov_common.events import CloudEvent
 from gridgov_common.events.grid import RegionState
 from gridgov_common.inbox import Handler
 
-from .dispatches import route_event
 from .models import KnownRegion
+from .routing import RoutingView, route_events
 from .rules import ROUTED_EVENT_TYPES
 from .workcal import WorkCalendar
 
@@ -31,11 +31,20 @@ async def on_region_changed(session: AsyncSession, evt: CloudEvent, payload: Reg
     region.version = payload.version
 
 
-def make_router(calendar: WorkCalendar) -> Handler:
-    async def on_routable(session: AsyncSession, evt: CloudEvent, payload: Any) -> None:
-        await route_event(session, evt, calendar)
+class Router:
+    """Routes an event, or a run of consecutive events of one inbox batch, to departments."""
 
-    return on_routable
+    def __init__(self, calendar: WorkCalendar) -> None:
+        self.calendar = calendar
+        self.view = RoutingView()
+
+    async def __call__(self, session: AsyncSession, evt: CloudEvent, payload: Any) -> None:
+        await route_events(session, [evt], self.calendar, self.view)
+
+    async def handle_batch(
+        self, session: AsyncSession, events: list[tuple[CloudEvent, Any]]
+    ) -> None:
+        await route_events(session, [evt for evt, _ in events], self.calendar, self.view)
 
 
 def build_handlers(calendar: WorkCalendar) -> dict[str, Handler]:
@@ -44,10 +53,7 @@ def build_handlers(calendar: WorkCalendar) -> dict[str, Handler]:
         "gridgov.grid.region.updated": on_region_changed,
         "gridgov.grid.region.retired": on_region_changed,
     }
-    route = make_router(calendar)
+    route = Router(calendar)
     for event_type in ROUTED_EVENT_TYPES:
         handlers[event_type] = route
     return handlers
-
-
-HANDLERS = build_handlers(WorkCalendar())

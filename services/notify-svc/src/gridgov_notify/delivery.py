@@ -8,23 +8,34 @@ rows survive restarts. A channel is a small class with ``send``: webhook today, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
+from urllib.parse import urlsplit
+
+try:
+    import sniffio  # noqa: F401
+except ImportError:
+    # httpcore imports sniffio inside every lock/event set-up, i.e. several times per request;
+    # without it installed (anyio no longer pulls it in) each failed import walks sys.path,
+    # which tripled the CPU cost of a webhook (encode/httpcore#1103). A None entry makes the
+    # import fail at once; httpcore and anyio then take asyncio, which is what we run on.
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 import httpx
 from prometheus_client import Counter, Histogram
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridgov_common.app import ServiceContext
-from gridgov_common.db import utcnow
+from gridgov_common.db import UTCDateTime, utcnow
 from gridgov_common.lease import REPLICA_ID
 
 from .departments import active_secrets
-from .dispatches import DIRECT_HOLDER, move
+from .dispatches import DIRECT_HOLDER, mark_delivered, move
 from .models import Delivery, Department
 from .settings import Settings
 from .webhooks import Outcome, RetryPolicy, classify, webhook_headers
@@ -52,12 +63,36 @@ class Channel(Protocol):
 
 
 class WebhookChannel:
-    """Standard Webhooks: signed POST with every currently valid secret of the department."""
+    """Standard Webhooks: signed POST with every currently valid secret of the department.
+
+    One pooled client per receiving origin: httpcore scans every connection of a pool on each
+    request, so one pool shared by all departments costs more per request the more there are.
+    """
 
     name = "webhook"
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
+    def __init__(self, timeout: float, connections_per_origin: int) -> None:
+        self.timeout = timeout
+        self.limits = httpx.Limits(
+            max_connections=connections_per_origin,
+            max_keepalive_connections=connections_per_origin,
+        )
+        self.clients: dict[str, httpx.AsyncClient] = {}
+
+    def client(self, url: str) -> httpx.AsyncClient:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        client = self.clients.get(origin)
+        if client is None:
+            client = self.clients[origin] = httpx.AsyncClient(
+                timeout=self.timeout, limits=self.limits
+            )
+        return client
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+        self.clients.clear()
 
     async def send(self, delivery: Delivery, department: Department) -> AttemptResult:
         secrets = active_secrets(department)
@@ -68,7 +103,7 @@ class WebhookChannel:
         headers["content-type"] = "application/json"
         url = department.webhook_url or delivery.target
         try:
-            r = await self.client.post(url, content=body, headers=headers)
+            r = await self.client(url).post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             return AttemptResult(status=None, error=f"{type(exc).__name__}: {exc}")
         return AttemptResult(
@@ -76,6 +111,29 @@ class WebhookChannel:
             error=None if r.is_success else r.text[:500],
             retry_after=r.headers.get("retry-after"),
         )
+
+
+_deliveries = Delivery.__table__
+# One statement for every batch (so compiled once), run with one parameter set per delivery.
+SUCCEEDED = (
+    update(_deliveries)
+    .where(
+        _deliveries.c.id == bindparam("b_id"),
+        _deliveries.c.claimed_by == bindparam("b_claim"),
+    )
+    .values(
+        state="succeeded",
+        completed_at=bindparam("b_now", type_=UTCDateTime()),
+        attempts=_deliveries.c.attempts + 1,
+        first_attempt_at=func.coalesce(
+            _deliveries.c.first_attempt_at, bindparam("b_first", type_=UTCDateTime())
+        ),
+        last_status=bindparam("b_status"),
+        last_error=None,
+        claimed_by=None,
+        claim_expires_at=None,
+    )
+)
 
 
 class DeliveryWorker:
@@ -92,14 +150,12 @@ class DeliveryWorker:
             ),
             horizon=timedelta(hours=settings.webhook_horizon_hours),
         )
-        self.client = httpx.AsyncClient(
-            timeout=settings.webhook_timeout_seconds,
-            limits=httpx.Limits(max_connections=settings.delivery_concurrency * 2),
+        self.webhooks = WebhookChannel(
+            settings.webhook_timeout_seconds, settings.delivery_connections_per_origin
         )
-        self.channels: dict[str, Channel] = {"webhook": WebhookChannel(self.client)}
-        self.wake = asyncio.Event()
+        self.channels: dict[str, Channel] = {"webhook": self.webhooks}
         self.sem = asyncio.Semaphore(settings.delivery_concurrency)
-        self.incoming: asyncio.Queue[str] = asyncio.Queue()
+        self.incoming: asyncio.Queue[tuple[Delivery, Department]] = asyncio.Queue()
         self.results: asyncio.Queue[tuple[Delivery, AttemptResult, datetime]] = asyncio.Queue()
         self._round = 0
         self.tasks: set[asyncio.Task[None]] = set()
@@ -118,7 +174,7 @@ class DeliveryWorker:
             .limit(limit)
             .scalar_subquery()
         )
-        async with self.ctx.db.sessions() as session:
+        async with self.ctx.db.reader() as session:
             # A plain read first: no write lock (SQLite) unless there is something to claim.
             anything = await session.scalar(
                 select(Delivery.id)
@@ -182,11 +238,16 @@ class DeliveryWorker:
         return outcome, values
 
     async def record(self, batch: list[tuple[Delivery, AttemptResult, datetime]]) -> None:
-        """Write a batch of attempt results (and the dispatch transitions) in one transaction."""
+        """Write a batch of attempt results (and the dispatch transitions) in one transaction:
+        the successes, by far the most, with one statement per table."""
         now = utcnow()
         async with self.ctx.db.transaction() as session:
+            succeeded: list[tuple[Delivery, dict[str, object]]] = []
             for delivery, result, started in batch:
                 outcome, values = self.outcome_values(delivery, result, started, now)
+                if outcome is Outcome.SUCCESS:
+                    succeeded.append((delivery, values))
+                    continue
                 res = await session.execute(
                     update(Delivery)
                     .where(Delivery.id == delivery.id, Delivery.claimed_by == delivery.claimed_by)
@@ -195,17 +256,7 @@ class DeliveryWorker:
                 )
                 if res.rowcount != 1:  # type: ignore[attr-defined]
                     continue  # our claim expired and someone else took over
-                if outcome is Outcome.SUCCESS:
-                    await move(
-                        session,
-                        delivery.dispatch_id,
-                        ("pending",),
-                        "delivered",
-                        now=now,
-                        actor=delivery.channel,
-                        delivered_at=now,
-                    )
-                elif outcome is Outcome.FAIL:
+                if outcome is Outcome.FAIL:
                     FAILED.labels(delivery.channel).inc()
                     log.error(
                         "delivery %s of dispatch %s failed: %s",
@@ -223,43 +274,67 @@ class DeliveryWorker:
                         note=f"delivery failed: {values['last_error'] or result.status}",
                         failed_at=now,
                     )
+            if succeeded:
+                await self.record_successes(session, succeeded, now)
 
-    def handoff(self, delivery_ids: list[str]) -> None:
+    async def record_successes(
+        self, session: AsyncSession, done: list[tuple[Delivery, dict[str, object]]], now: datetime
+    ) -> None:
+        """All successful deliveries in one executemany UPDATE (each still guarded by its own
+        claim), then pending → delivered for the dispatches of those that really succeeded."""
+        await session.execute(
+            SUCCEEDED,
+            [
+                {
+                    "b_id": d.id,
+                    "b_claim": d.claimed_by,
+                    "b_first": v["first_attempt_at"],
+                    "b_status": v["last_status"],
+                    "b_now": now,
+                }
+                for d, v in done
+            ],
+        )
+        # A delivery whose claim had expired was not updated: whoever took it over records it.
+        by_channel: dict[str, list[str]] = {}
+        for delivery, _ in done:
+            by_channel.setdefault(delivery.channel, []).append(delivery.id)
+        for channel, delivery_ids in by_channel.items():
+            await mark_delivered(session, delivery_ids, now=now, actor=channel)
+
+    def handoff(self, deliveries: list[tuple[Delivery, Department]]) -> None:
         """Deliveries this replica just created (already claimed for it): send them now."""
-        for did in delivery_ids:
-            self.incoming.put_nowait(did)
+        for item in deliveries:
+            self.incoming.put_nowait(item)
 
     async def feeder(self) -> None:
         while True:
-            ids = [await self.incoming.get()]
-            while not self.incoming.empty() and len(ids) < 500:
-                ids.append(self.incoming.get_nowait())
+            items = [await self.incoming.get()]
+            while not self.incoming.empty() and len(items) < 500:
+                items.append(self.incoming.get_nowait())
             try:
-                async with self.ctx.db.sessions() as session:
-                    rows = (
-                        await session.scalars(
-                            select(Delivery).where(
-                                Delivery.id.in_(ids),
-                                Delivery.state == "pending",
-                                Delivery.claimed_by == DIRECT_HOLDER,
-                            )
-                        )
-                    ).all()
-                    dept_ids = {d.department_id for d in rows}
-                    departments = {
-                        d.id: d
-                        for d in (
+                # Only what really committed and is still ours (one read, no write lock).
+                async with self.ctx.db.reader() as session:
+                    ours = set(
+                        (
                             await session.scalars(
-                                select(Department).where(Department.id.in_(dept_ids))
+                                select(Delivery.id).where(
+                                    Delivery.id.in_([d.id for d, _ in items]),
+                                    Delivery.state == "pending",
+                                    Delivery.claimed_by == DIRECT_HOLDER,
+                                )
                             )
                         ).all()
-                    }
-                for delivery in rows:
-                    self.spawn(delivery, departments)
+                    )
+                for delivery, department in items:
+                    if delivery.id in ours:
+                        self.spawn(delivery, {department.id: department})
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("handing %d new deliveries over failed; claims will expire", len(ids))
+                log.exception(
+                    "handing %d new deliveries over failed; claims will expire", len(items)
+                )
 
     def spawn(self, delivery: Delivery, departments: dict[str, Department]) -> None:
         task = asyncio.create_task(self._safe_attempt(delivery, departments))
@@ -267,8 +342,13 @@ class DeliveryWorker:
         task.add_done_callback(self.tasks.discard)
 
     async def recorder(self) -> None:
+        linger = self.settings.delivery_record_linger_seconds
         while True:
             batch = [await self.results.get()]
+            if linger > 0:
+                # Results arrive one by one; a short wait writes many in one transaction
+                # (a few statements each) instead of one transaction per delivery.
+                await asyncio.sleep(linger)
             while not self.results.empty() and len(batch) < 500:
                 batch.append(self.results.get_nowait())
             try:
@@ -286,7 +366,7 @@ class DeliveryWorker:
                 try:
                     claimed = await self.claim()
                     if claimed:
-                        async with self.ctx.db.sessions() as session:
+                        async with self.ctx.db.reader() as session:
                             ids = {d.department_id for d in claimed}
                             rows = await session.scalars(
                                 select(Department).where(Department.id.in_(ids))
@@ -300,18 +380,16 @@ class DeliveryWorker:
                     log.warning("claiming deliveries failed: %s", exc)
                     claimed = []
                 if len(claimed) < 100:
-                    self.wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self.wake.wait(), self.settings.delivery_poll_seconds
-                        )
+                    # New deliveries are handed over on commit; this loop only picks up
+                    # retries that fall due and claims that expired (a crashed replica's).
+                    await asyncio.sleep(self.settings.delivery_poll_seconds)
         finally:
             pending = [*helpers, *self.tasks]
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             await self.release_claims()
-            await self.client.aclose()
+            await self.webhooks.aclose()
 
     async def release_claims(self) -> None:
         """On a clean stop, hand back what this worker claimed but did not finish, so another

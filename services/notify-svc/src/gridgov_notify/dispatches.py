@@ -6,62 +6,43 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gridgov_common.db import PlatformTables, utcnow
 from gridgov_common.errors import Problem, conflict, not_found
-from gridgov_common.events import CloudEvent, EventPayload, make_event
-from gridgov_common.events.notify import DispatchStateChanged, EventUnrouted
+from gridgov_common.events import CloudEvent, make_event
+from gridgov_common.events.notify import DispatchStateChanged
 from gridgov_common.lease import REPLICA_ID
-from gridgov_common.outbox import record
+from gridgov_common.outbox import record, record_many
 
-from .departments import DEPARTMENT_TYPES, active_departments, matching_prefix
-from .models import Case, Delivery, Department, Dispatch, DispatchLog, KnownRegion, UnroutedEvent
+from .models import Case, Delivery, Department, Dispatch, DispatchLog
 from .models import tables as notify_tables
-from .rules import current_rules, rule_matches
 from .workcal import Sla, WorkCalendar
 
 log = logging.getLogger("gridgov.notify")
 SOURCE = "notify-svc"
-DELIVERY_FLAG = "notify_delivery_pending"
 NEW_DELIVERIES = "notify_new_deliveries"
 # New deliveries are claimed by the replica that created them and handed to its worker on
 # commit (no claim round-trip); if that replica dies, the claim expires and others take over.
 DIRECT_HOLDER = f"{REPLICA_ID}:direct"
 DIRECT_CLAIM = timedelta(seconds=60)
 
-UNROUTED = Counter("gridgov_notify_unrouted_total", "Events that matched no department", ["type"])
 DISPATCHED = Counter(
     "gridgov_notify_dispatches_total", "Dispatches created", ["type", "department_type"]
 )
 ESCALATIONS = Counter("gridgov_notify_escalations_total", "Dispatches escalated", ["kind"])
 
 OPEN_FOR_ACK = ("pending", "delivered", "failed")
-# Rules and departments loaded once per transaction: the inbox handles a batch of events in
-# one transaction, and they cannot change inside it.
-ROUTING_CACHE = "notify_routing_cache"
 
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
-
-
-async def emit(
-    session: AsyncSession,
-    payload: EventPayload,
-    *,
-    subject: str,
-    gridcode: str | None,
-    tables: PlatformTables = notify_tables,
-) -> None:
-    await record(
-        session, tables, make_event(payload, source=SOURCE, subject=subject, gridcode=gridcode)
-    )
 
 
 def source_subject(evt: CloudEvent) -> str | None:
@@ -72,8 +53,7 @@ def source_subject(evt: CloudEvent) -> str | None:
     return evt.subject
 
 
-async def log_transition(
-    session: AsyncSession,
+def transition(
     d: Dispatch,
     case: Case,
     dept: Department,
@@ -82,8 +62,8 @@ async def log_transition(
     at: datetime,
     actor: str | None = None,
     note: str | None = None,
-) -> None:
-    """Record and publish one transition that has already been applied to ``d``."""
+) -> tuple[dict[str, Any], CloudEvent]:
+    """The dispatch-log row and the notify.v1 event of a transition already applied to ``d``."""
     payload = DispatchStateChanged(
         dispatch_id=d.id,
         case_id=case.id,
@@ -103,10 +83,31 @@ async def log_transition(
     )
     data = payload.model_dump(mode="json")
     data["why"] = why(d)
-    session.add(
-        DispatchLog(department_id=dept.id, dispatch_id=d.id, to_state=d.state, data=data, at=at)
-    )
-    await emit(session, payload, subject=d.id, gridcode=case.grid_code)
+    row = {
+        "department_id": dept.id,
+        "dispatch_id": d.id,
+        "to_state": d.state,
+        "data": data,
+        "at": at,
+    }
+    return row, make_event(payload, source=SOURCE, subject=d.id, gridcode=case.grid_code)
+
+
+async def log_transition(
+    session: AsyncSession,
+    d: Dispatch,
+    case: Case,
+    dept: Department,
+    from_state: str | None,
+    *,
+    at: datetime,
+    actor: str | None = None,
+    note: str | None = None,
+) -> None:
+    """Record and publish one transition that has already been applied to ``d``."""
+    row, evt = transition(d, case, dept, from_state, at=at, actor=actor, note=note)
+    await session.execute(insert(DispatchLog.__table__), [row])
+    await record(session, notify_tables, evt)
 
 
 def why(d: Dispatch) -> dict[str, Any]:
@@ -156,6 +157,146 @@ def _iso(v: datetime | None) -> str | None:
     return v.isoformat() if v else None
 
 
+class Row(SimpleNamespace):
+    """A row about to be inserted, with the attributes of its ORM class (``dispatch_view``,
+    ``transition`` and the delivery worker read either), at a fraction of an ORM object's
+    cost: routing builds several per event."""
+
+    @classmethod
+    def of(cls, table: Table, **values: Any) -> Row:
+        return cls(**{**{c.key: None for c in table.columns}, **values})
+
+    def values_for(self, table: Table) -> dict[str, Any]:
+        """Column values for a set-based insert; an unset generated key is left out."""
+        return {
+            c.key: getattr(self, c.key)
+            for c in table.columns
+            if not (c.primary_key and getattr(self, c.key) is None)
+        }
+
+
+@dataclass
+class NewDispatch:
+    """A pending dispatch with its first transition and deliveries, not yet written."""
+
+    dispatch: Row
+    log_row: dict[str, Any]
+    event: CloudEvent
+    deliveries: list[Row]
+    event_type: str
+    department: Department
+
+
+class Deadlines:
+    """SLA deadlines from one instant, computed once per SLA (routing a batch asks for the same
+    few SLAs from the same ``now`` many times, and working-day arithmetic is not free)."""
+
+    def __init__(self, now: datetime, calendar: WorkCalendar) -> None:
+        self.now = now
+        self.calendar = calendar
+        self._cache: dict[str, datetime] = {}
+
+    def __call__(self, sla: str) -> datetime:
+        due = self._cache.get(sla)
+        if due is None:
+            due = self._cache[sla] = Sla.parse(sla).deadline(self.now, self.calendar)
+        return due
+
+
+def event_json(event: dict[str, Any]) -> str:
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+
+
+def plan_dispatch(
+    case: Any,
+    dept: Department,
+    *,
+    rule_id: str,
+    rule_version: int,
+    matched_prefix: str | None,
+    reason: str,
+    ack_sla: str,
+    feedback_sla: str,
+    deadlines: Deadlines,
+    escalated_from: str | None = None,
+    rerouted_from: str | None = None,
+    case_event_json: str | None = None,
+) -> NewDispatch:
+    """``case`` is a Case or a Row of one; ``case_event_json`` its event, serialised once for
+    all its dispatches."""
+    now = deadlines.now
+    d = Row.of(
+        Dispatch.__table__,
+        id=new_id("dsp"),
+        case_id=case.id,
+        department_id=dept.id,
+        source_event_id=case.source_event_id,
+        state="pending",
+        rule_id=rule_id,
+        rule_version=rule_version,
+        matched_prefix=matched_prefix,
+        reason=reason,
+        ack_sla=ack_sla,
+        feedback_sla=feedback_sla,
+        ack_due_at=deadlines(ack_sla),
+        feedback_due_at=deadlines(feedback_sla),
+        escalated_from=escalated_from,
+        rerouted_from=rerouted_from,
+        created_at=now,
+        feedback_photos=[],
+    )
+    log_row, evt = transition(d, case, dept, None, at=now)  # type: ignore[arg-type]
+    deliveries = []
+    for channel in channels_of(dept):
+        # Byte for byte json.dumps({"event": ..., "dispatch": ...}) with these separators.
+        body = (
+            '{"event":'
+            + (case_event_json or event_json(case.event))
+            + ',"dispatch":'
+            + event_json(dispatch_view(d, dept))  # type: ignore[arg-type]
+            + "}"
+        )
+        deliveries.append(
+            Row.of(
+                Delivery.__table__,
+                id=new_id("msg"),
+                claimed_by=DIRECT_HOLDER,
+                claim_expires_at=now + DIRECT_CLAIM,
+                dispatch_id=d.id,
+                department_id=dept.id,
+                channel=channel,
+                target=dept.webhook_url or "",
+                body=body,
+                state="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    return NewDispatch(d, log_row, evt, deliveries, case.source_event_type, dept)
+
+
+async def insert_dispatches(session: AsyncSession, items: list[NewDispatch]) -> None:
+    """Write new dispatches, their log rows, deliveries and notify.v1 events: one statement per
+    table. Their cases must be written already (foreign key)."""
+    if not items:
+        return
+    await session.execute(
+        insert(Dispatch.__table__), [i.dispatch.values_for(Dispatch.__table__) for i in items]
+    )
+    await session.execute(insert(DispatchLog.__table__), [i.log_row for i in items])
+    deliveries = [(d, i.department) for i in items for d in i.deliveries]
+    if deliveries:
+        await session.execute(
+            insert(Delivery.__table__), [d.values_for(Delivery.__table__) for d, _ in deliveries]
+        )
+        # Handed to this replica's delivery worker after the commit (see main.py).
+        session.info.setdefault(NEW_DELIVERIES, []).extend(deliveries)
+    await record_many(session, notify_tables, [i.event for i in items])
+    for i in items:
+        DISPATCHED.labels(i.event_type, i.department.type).inc()
+
+
 async def create_dispatch(
     session: AsyncSession,
     case: Case,
@@ -171,174 +312,33 @@ async def create_dispatch(
     now: datetime,
     escalated_from: str | None = None,
     rerouted_from: str | None = None,
-    new_case: bool = False,
 ) -> Dispatch | None:
     """A new pending dispatch plus its deliveries; None if the department already has one."""
-    if not new_case:
-        existing = await session.scalar(
-            select(Dispatch.id).where(
-                Dispatch.case_id == case.id, Dispatch.department_id == dept.id
-            )
-        )
-        if existing is not None:
-            return None
-    d = Dispatch(
-        id=new_id("dsp"),
-        case_id=case.id,
-        department_id=dept.id,
-        source_event_id=case.source_event_id,
-        state="pending",
+    existing = await session.scalar(
+        select(Dispatch.id).where(Dispatch.case_id == case.id, Dispatch.department_id == dept.id)
+    )
+    if existing is not None:
+        return None
+    new = plan_dispatch(
+        case,
+        dept,
         rule_id=rule_id,
         rule_version=rule_version,
         matched_prefix=matched_prefix,
         reason=reason,
         ack_sla=ack_sla,
         feedback_sla=feedback_sla,
-        ack_due_at=Sla.parse(ack_sla).deadline(now, calendar),
-        feedback_due_at=Sla.parse(feedback_sla).deadline(now, calendar),
+        deadlines=Deadlines(now, calendar),
         escalated_from=escalated_from,
         rerouted_from=rerouted_from,
-        created_at=now,
-        feedback_photos=[],
     )
-    session.add(d)
-    await log_transition(session, d, case, dept, None, at=now)
-    for channel in channels_of(dept):
-        body = json.dumps(
-            {"event": case.event, "dispatch": dispatch_view(d, dept)},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        delivery_id = new_id("msg")
-        session.add(
-            Delivery(
-                id=delivery_id,
-                claimed_by=DIRECT_HOLDER,
-                claim_expires_at=now + DIRECT_CLAIM,
-                dispatch_id=d.id,
-                department_id=dept.id,
-                channel=channel,
-                target=dept.webhook_url or "",
-                body=body,
-                state="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
-        session.info[DELIVERY_FLAG] = True
-        session.info.setdefault(NEW_DELIVERIES, []).append(delivery_id)
-    DISPATCHED.labels(case.source_event_type, dept.type).inc()
-    return d
+    await insert_dispatches(session, [new])
+    return await session.get(Dispatch, new.dispatch.id)
 
 
 def channels_of(dept: Department) -> list[str]:
     """Push channels with a delivery row (SSE reads the dispatch log instead)."""
     return ["webhook"] if dept.webhook_url else []
-
-
-async def route_event(
-    session: AsyncSession, evt: CloudEvent, calendar: WorkCalendar, now: datetime | None = None
-) -> Case | None:
-    """Create the case and one dispatch per responsible department, or report it unrouted."""
-    now = now or utcnow()
-    if await session.scalar(select(Case.id).where(Case.source_event_id == evt.id)) is not None:
-        return None  # already routed (a redelivery)
-    grid_code = evt.gridcode or evt.data.get("grid_code")
-    cache = session.info.setdefault(ROUTING_CACHE, {})
-    rules = cache.get(("rules", evt.type))
-    if rules is None:
-        rules = cache[("rules", evt.type)] = await current_rules(session, evt.type)
-    grid_class = None
-    grid_note = ""
-    if grid_code:
-        region = await session.get(KnownRegion, grid_code)
-        if region is not None:
-            grid_class = region.grid_class
-            if region.status == "retired":
-                grid_note = " (grid is retired)"
-    matched = [r for r in rules if rule_matches(r, evt.data, grid_class)]
-    plan: list[tuple[Department, Any, str]] = []
-    if grid_code and matched:
-        depts = cache.get("departments")
-        if depts is None:
-            depts = cache["departments"] = await active_departments(session, set(DEPARTMENT_TYPES))
-        chosen: set[str] = set()
-        for rule in matched:
-            for dtype in rule.department_types:
-                # The most specific department(s) of this type covering the grid.
-                cands = [(matching_prefix(d, grid_code), d) for d in depts if d.type == dtype]
-                cands = [(p, d) for p, d in cands if p is not None]
-                if not cands:
-                    continue
-                longest = max(len(p) for p, _ in cands)
-                for p, d in sorted(cands, key=lambda c: c[1].id):
-                    if len(p) == longest and d.id not in chosen:
-                        chosen.add(d.id)
-                        plan.append((d, rule, p))
-    if not plan:
-        wanted = sorted({t for r in matched for t in r.department_types})
-        reason = (
-            "no grid code on the event"
-            if not grid_code
-            else "no routing rule matches"
-            if not matched
-            else f"no active department of types {wanted} covers grid {grid_code}"
-        )
-        session.add(
-            UnroutedEvent(
-                source_event_id=evt.id,
-                source_event_type=evt.type,
-                grid_code=grid_code,
-                reason=reason,
-                event=evt.model_dump(mode="json"),
-                at=now,
-            )
-        )
-        UNROUTED.labels(evt.type).inc()
-        log.warning("event %s (%s) unrouted: %s", evt.id, evt.type, reason)
-        await emit(
-            session,
-            EventUnrouted(
-                source_event_id=evt.id,
-                source_event_type=evt.type,
-                grid_code=grid_code,
-                reason=reason,
-                at=now,
-            ),
-            subject=evt.id,
-            gridcode=grid_code,
-        )
-        return None
-    case = Case(
-        id=new_id("case"),
-        source_event_id=evt.id,
-        source_event_type=evt.type,
-        source_subject=source_subject(evt),
-        grid_code=grid_code,
-        event=evt.model_dump(mode="json", exclude_none=True),
-        created_at=now,
-    )
-    session.add(case)
-    for dept, rule, prefix in plan:
-        await create_dispatch(
-            session,
-            case,
-            dept,
-            rule_id=rule.rule_id,
-            rule_version=rule.version,
-            matched_prefix=prefix,
-            reason=(
-                f"rule {rule.rule_id} v{rule.version} sends {evt.type} to {dept.type}; "
-                f"jurisdiction {prefix} covers grid {grid_code}{grid_note}"
-            ),
-            ack_sla=rule.ack_sla,
-            feedback_sla=rule.feedback_sla,
-            calendar=calendar,
-            now=now,
-            new_case=True,
-        )
-    return case
 
 
 # --- transitions -------------------------------------------------------------------------
@@ -376,6 +376,73 @@ async def move(
     assert case is not None and dept is not None
     await log_transition(session, current, case, dept, from_state, at=now, actor=actor, note=note)
     return current
+
+
+TRANSITION_DISPATCH = (
+    "id",
+    "department_id",
+    "state",
+    "feedback_result",
+    "rule_id",
+    "rule_version",
+    "matched_prefix",
+    "reason",
+    "escalated_from",
+    "rerouted_from",
+)
+TRANSITION_CASE = ("id", "source_event_id", "source_event_type", "source_subject", "grid_code")
+
+
+async def mark_delivered(
+    session: AsyncSession, delivery_ids: list[str], *, now: datetime, actor: str
+) -> int:
+    """pending → delivered for the dispatches of these deliveries that have succeeded, all at
+    once (compare-and-set on the state, as :func:`move`), with their log rows and notify.v1
+    events; returns how many moved."""
+    if not delivery_ids:
+        return 0
+    succeeded = (
+        select(Delivery.dispatch_id)
+        .where(Delivery.id.in_(delivery_ids), Delivery.state == "succeeded")
+        .scalar_subquery()
+    )
+    moved = list(
+        (
+            await session.scalars(
+                update(Dispatch)
+                .where(Dispatch.id.in_(succeeded), Dispatch.state == "pending")
+                .values(state="delivered", delivered_at=now)
+                .returning(Dispatch.id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+    )
+    if not moved:
+        return 0
+    # Only the columns a transition names (a case's event body is large and not needed).
+    rows = await session.execute(
+        select(
+            *(getattr(Dispatch, c) for c in TRANSITION_DISPATCH),
+            *(getattr(Case, c).label(f"case_{c}") for c in TRANSITION_CASE),
+            Department.name.label("dept_name"),
+            Department.type.label("dept_type"),
+        )
+        .join(Case, Case.id == Dispatch.case_id)
+        .join(Department, Department.id == Dispatch.department_id)
+        .where(Dispatch.id.in_(moved))
+        .order_by(Dispatch.id)
+    )
+    logs, events = [], []
+    for r in rows.mappings():
+        d = Row(**{c: r[c] for c in TRANSITION_DISPATCH})
+        case = Row(**{c: r[f"case_{c}"] for c in TRANSITION_CASE})
+        dept = Row(id=r["department_id"], name=r["dept_name"], type=r["dept_type"])
+        row, evt = transition(d, case, dept, "pending", at=now, actor=actor)  # type: ignore[arg-type]
+        logs.append(row)
+        events.append(evt)
+    await session.execute(insert(DispatchLog.__table__), logs)
+    await record_many(session, notify_tables, events)
+    return len(moved)
 
 
 async def load_for_department(session: AsyncSession, dispatch_id: str, principal: Any) -> Dispatch:

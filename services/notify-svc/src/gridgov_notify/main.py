@@ -8,7 +8,7 @@ from gridgov_common.events import NOTIFY_TOPIC
 from .api import router
 from .consumers import build_handlers
 from .delivery import delivery_worker
-from .dispatches import DELIVERY_FLAG, NEW_DELIVERIES
+from .dispatches import NEW_DELIVERIES
 from .escalation import calendar_of, escalation_worker
 from .models import Base, tables
 from .rules import seed_defaults
@@ -20,17 +20,14 @@ async def seed_rules(ctx: ServiceContext) -> None:
 
 
 async def wake_delivery_on_commit(ctx: ServiceContext) -> None:
-    """A committed dispatch wakes this replica's delivery worker at once (no poll delay)."""
+    """A committed dispatch goes to this replica's delivery worker at once (no poll delay)."""
 
     def hook(session: object) -> None:
         # Database.on_commit hooks run on the outermost commit only.
-        info = session.info  # type: ignore[attr-defined]
-        if info.pop(DELIVERY_FLAG, False):
-            new = info.pop(NEW_DELIVERIES, [])
-            worker = ctx.state.get("delivery_worker")
-            if worker is not None:
-                worker.handoff(new)
-                worker.wake.set()
+        new = session.info.pop(NEW_DELIVERIES, None)  # type: ignore[attr-defined]
+        worker = ctx.state.get("delivery_worker")
+        if new and worker is not None:
+            worker.handoff(new)
 
     ctx.db.on_commit(hook)
 

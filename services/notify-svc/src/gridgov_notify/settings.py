@@ -14,6 +14,11 @@ class Settings(ServiceSettings):
     delivery_poll_seconds: float = 0.2
     delivery_claim_seconds: float = 60.0
     delivery_concurrency: int = 32
+    # Keep-alive connections per receiving origin (scheme://host:port).
+    delivery_connections_per_origin: int = 8
+    # How long attempt results gather before they are written together (delays only the
+    # recorded "delivered" state, not the webhook).
+    delivery_record_linger_seconds: float = 0.02
 
     # Escalation worker.
     escalation_poll_seconds: float = 5.0
