@@ -9,21 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
-
-try:
-    import sniffio  # noqa: F401
-except ImportError:
-    # httpcore imports sniffio inside every lock/event set-up, i.e. several times per request;
-    # without it installed (anyio no longer pulls it in) each failed import walks sys.path,
-    # which tripled the CPU cost of a webhook (encode/httpcore#1103). A None entry makes the
-    # import fail at once; httpcore and anyio then take asyncio, which is what we run on.
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 import httpx
 from prometheus_client import Counter, Histogram
