@@ -229,6 +229,18 @@ async def test_hazard_reaches_exactly_the_three_departments_by_signed_webhook(la
                 "police-a",
             ]
             assert {i["state"] for i in items} == {"delivered"}
+            # an overseer sees dispatches and cases of its own region only
+            for scope, expected in (("440306001", 3), ("440306002", 0)):
+                async with notify.client(token_for(roles=["viewer"], scopes=[scope])) as v:
+                    assert len(await dispatches_of(v)) == expected
+                    cases = (await v.get("/v1/cases")).json()["items"]
+                    assert len(cases) == min(expected, 1)
+                    one = await v.get(f"/v1/dispatches/{items[0]['id']}")
+                    assert one.status_code == (200 if expected else 404)
+                    history = await v.get(f"/v1/dispatches/{items[0]['id']}/history")
+                    assert history.status_code == (200 if expected else 404)
+                    case = await v.get(f"/v1/cases/{items[0]['case_id']}")
+                    assert case.status_code == (200 if expected else 404)
             r = await http.get("/v1/cases", params={"source_subject": "hz-1"})
             cases = r.json()["items"]
             assert len(cases) == 1 and cases[0]["state"] == "open"

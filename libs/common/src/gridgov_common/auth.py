@@ -182,7 +182,7 @@ def service_token(settings: ServiceSettings) -> str:
     )
 
 
-def _bearer_token(request: Request) -> str:
+def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -195,7 +195,7 @@ async def current_principal(request: Request) -> Principal:
     # costs FastAPI several microseconds on every request. FastAPI already resolves this
     # once per request however many dependencies share it.
     authenticator: Authenticator = request.app.state.authenticator
-    return await authenticator.verify(_bearer_token(request))
+    return await authenticator.verify(bearer_token(request))
 
 
 def require_roles(*roles: str) -> Callable[..., Any]:

@@ -246,7 +246,7 @@ def create_dashboard(settings: DashboardSettings | None = None) -> FastAPI:
 
     @app.get("/live")
     async def live(request: Request) -> EventSourceResponse:
-        principal = await authenticator.verify(await bearer_token(request))
+        principal = await authenticator.verify(bearer_token(request))
         queue: asyncio.Queue[CloudEvent] = asyncio.Queue(hub.QUEUE_SIZE)
 
         async def messages() -> AsyncIterator[dict[str, str]]:

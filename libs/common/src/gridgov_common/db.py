@@ -31,7 +31,10 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     event,
+    false,
+    or_,
     text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -46,6 +49,19 @@ from sqlalchemy.orm import DeclarativeBase, Session
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 # Execution option marking a read-only connection (see Database.reader).
 READ_ONLY = "gridgov_read_only"
+
+
+def region_filter(column: Any, prefixes: list[str] | None) -> Any:
+    """A WHERE clause keeping rows whose region code starts with one of ``prefixes``.
+
+    ``None`` means unrestricted (``Principal.visible_prefixes`` of a caller with scope ``*``);
+    an empty list matches nothing.
+    """
+    if prefixes is None:
+        return true()
+    if not prefixes:
+        return false()
+    return or_(*[column.startswith(p, autoescape=True) for p in prefixes])
 
 
 def utcnow() -> datetime:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from gridgov_common.app import Ctx
 from gridgov_common.auth import CurrentPrincipal, Principal, require_roles
-from gridgov_common.db import utcnow
+from gridgov_common.db import region_filter, utcnow
 from gridgov_common.errors import Problem, invalid, not_found
 
 from . import catalogue, evaluation, hazards, inspections, venues
@@ -62,7 +62,7 @@ Level = Literal["grid", "community", "street"]
 
 
 def _region_filter(column: Any, principal: Principal, region: str | None) -> Any:
-    return status_mod._prefix_filter(column, principal.visible_prefixes(region))
+    return region_filter(column, principal.visible_prefixes(region))
 
 
 # --- venue types & templates ---------------------------------------------------------------

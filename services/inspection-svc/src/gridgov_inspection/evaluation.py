@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gridgov_common.db import region_filter
 from gridgov_common.errors import invalid
 
 from .inspections import PHOTO_RULES, PRESENCE_RULES
 from .models import Hazard, HazardHistory, Inspection, Miss, Rejection, SpotCheck
-from .status import _prefix_filter
 
 
 async def inspectors(
@@ -52,7 +52,7 @@ async def inspectors(
             },
         )
 
-    region = _prefix_filter(Inspection.grid_code, prefixes)
+    region = region_filter(Inspection.grid_code, prefixes)
     regular = and_(Inspection.is_reinspection.is_(False), Inspection.spot_check_id.is_(None))
     for who, n, on_time in (
         await session.execute(
@@ -75,7 +75,7 @@ async def inspectors(
                 Miss.due_at >= since,
                 Miss.due_at < until,
                 Miss.inspector.is_not(None),
-                _prefix_filter(Miss.grid_code, prefixes),
+                region_filter(Miss.grid_code, prefixes),
             )
             .group_by(Miss.inspector)
         )
@@ -92,7 +92,7 @@ async def inspectors(
             .where(
                 Hazard.created_at >= since,
                 Hazard.created_at < until,
-                _prefix_filter(Hazard.grid_code, prefixes),
+                region_filter(Hazard.grid_code, prefixes),
             )
             .group_by(Hazard.reported_by)
         )
@@ -108,7 +108,7 @@ async def inspectors(
                 HazardHistory.rework.is_(True),
                 HazardHistory.at >= since,
                 HazardHistory.at < until,
-                _prefix_filter(Hazard.grid_code, prefixes),
+                region_filter(Hazard.grid_code, prefixes),
             )
             .group_by(HazardHistory.actor)
         )
@@ -120,7 +120,7 @@ async def inspectors(
             .where(
                 Rejection.at >= since,
                 Rejection.at < until,
-                _prefix_filter(Rejection.grid_code, prefixes),
+                region_filter(Rejection.grid_code, prefixes),
             )
             .group_by(Rejection.inspector, Rejection.kind)
         )
@@ -141,7 +141,7 @@ async def inspectors(
                 SpotCheck.state == "done",
                 SpotCheck.completed_at >= since,
                 SpotCheck.completed_at < until,
-                _prefix_filter(SpotCheck.grid_code, prefixes),
+                region_filter(SpotCheck.grid_code, prefixes),
             )
             .group_by(SpotCheck.original_inspector)
         )
@@ -168,7 +168,7 @@ async def regions(
         "community": Hazard.community_code,
         "street": Hazard.street_code,
     }[level]
-    region = _prefix_filter(Hazard.grid_code, prefixes)
+    region = region_filter(Hazard.grid_code, prefixes)
     out: dict[str, dict[str, Any]] = {}
     for code, due, on_time in (
         await session.execute(
@@ -245,7 +245,7 @@ async def sample_spot_checks(
                 Inspection.created_at >= since,
                 Inspection.created_at < until,
                 Inspection.id.not_in(sampled),
-                _prefix_filter(Inspection.grid_code, prefixes),
+                region_filter(Inspection.grid_code, prefixes),
             )
             .order_by(Inspection.id)
         )

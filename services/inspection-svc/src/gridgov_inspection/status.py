@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gridgov_common.db import utcnow
+from gridgov_common.db import region_filter, utcnow
 from gridgov_common.events import EventPayload, make_event
 from gridgov_common.events.inspection import CheckpointMissed, CheckpointStatusChanged, VenueRef
 from gridgov_common.lease import Lease
@@ -254,16 +254,6 @@ async def sweeper(ctx: Any) -> None:
 # --- map -----------------------------------------------------------------------------------
 
 
-def _prefix_filter(column: Any, prefixes: list[str] | None) -> Any:
-    if prefixes is None:
-        return literal(True)
-    return (
-        or_(*[column.startswith(p, autoescape=True) for p in prefixes])
-        if prefixes
-        else (literal(False))
-    )
-
-
 async def map_features(
     session: AsyncSession,
     prefixes: list[str] | None,
@@ -287,7 +277,7 @@ async def map_features(
             Checkpoint.last_inspected_at,
             computed,
         )
-        .where(_prefix_filter(Checkpoint.grid_code, prefixes))
+        .where(region_filter(Checkpoint.grid_code, prefixes))
         .order_by(Checkpoint.id)
         .limit(limit + 1)
     )
@@ -342,7 +332,7 @@ async def aggregates(
                 func.sum(case((computed == "yellow", 1), else_=0)).label("yellow"),
                 func.sum(case((computed == "red", 1), else_=0)).label("red"),
             )
-            .where(Checkpoint.active.is_(True), _prefix_filter(Checkpoint.grid_code, prefixes))
+            .where(Checkpoint.active.is_(True), region_filter(Checkpoint.grid_code, prefixes))
             .group_by(col)
             .order_by(col)
         )
@@ -351,9 +341,7 @@ async def aggregates(
     hz = (
         await session.execute(
             select(hcol, Hazard.venue_type, Hazard.severity, func.count())
-            .where(
-                Hazard.state.in_(hazards.OPEN_STATES), _prefix_filter(Hazard.grid_code, prefixes)
-            )
+            .where(Hazard.state.in_(hazards.OPEN_STATES), region_filter(Hazard.grid_code, prefixes))
             .group_by(hcol, Hazard.venue_type, Hazard.severity)
         )
     ).all()

@@ -12,11 +12,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
 from gridgov_common.app import Ctx
 from gridgov_common.auth import CurrentPrincipal, Principal, require_roles
-from gridgov_common.db import utcnow
+from gridgov_common.db import region_filter, utcnow
 from gridgov_common.errors import Problem, invalid, not_found
 
 from . import departments as deps
@@ -92,12 +93,17 @@ def department_out(d: Department) -> DepartmentOut:
     )
 
 
+# Roles that oversee dispatches of every department, within their region scopes; anyone else
+# (a department's own user) sees only their department's dispatches.
+OVERSEER_ROLES = ("admin", "grid_admin", "viewer", "service", "reviewer")
+
+
 def ensure_can_see_department(
     principal: Principal, dept: Department | None, dept_id: str
 ) -> Department:
     if dept is None:
         raise not_found("department", dept_id)
-    if principal.has_role("admin", "grid_admin", "viewer", "service", "reviewer"):
+    if principal.has_role(*OVERSEER_ROLES):
         if any(principal.covers(p) for p in dept.jurisdictions):
             return dept
     elif principal.department_id == dept.id:
@@ -425,10 +431,20 @@ async def update_rule(
 # --- dispatches and cases ----------------------------------------------------------------
 
 
-def visible_dispatch(principal: Principal, d: Dispatch) -> bool:
-    if principal.has_role("admin", "grid_admin", "viewer", "service", "reviewer"):
-        return True
+def visible_dispatch(principal: Principal, d: Dispatch, grid_code: str | None) -> bool:
+    if principal.has_role(*OVERSEER_ROLES):
+        return principal.covers(grid_code)
     return principal.department_id == d.department_id
+
+
+async def _visible_dispatch(
+    session: AsyncSession, principal: Principal, dispatch_id: str
+) -> Dispatch:
+    d = await session.get(Dispatch, dispatch_id)
+    case = await session.get(Case, d.case_id) if d is not None else None
+    if d is None or not visible_dispatch(principal, d, case.grid_code if case else None):
+        raise not_found("dispatch", dispatch_id)
+    return d
 
 
 @router.get(
@@ -446,10 +462,14 @@ async def list_dispatches(
     cursor: str | None = None,
     limit: Limit = 100,
 ) -> Page:
-    if not principal.has_role("admin", "grid_admin", "viewer", "service", "reviewer"):
-        department_id = principal.department_id or "-"
     async with ctx.db.sessions() as session:
         q = select(Dispatch, Department).join(Department, Department.id == Dispatch.department_id)
+        if principal.has_role(*OVERSEER_ROLES):
+            q = q.join(Case, Case.id == Dispatch.case_id).where(
+                region_filter(Case.grid_code, principal.visible_prefixes())
+            )
+        else:
+            department_id = principal.department_id or "-"
         if department_id:
             q = q.where(Dispatch.department_id == department_id)
         if state:
@@ -469,9 +489,7 @@ async def list_dispatches(
 @router.get("/dispatches/{dispatch_id}", tags=["dispatches"])
 async def get_dispatch(dispatch_id: str, ctx: Ctx, principal: Reader) -> dict[str, Any]:
     async with ctx.db.sessions() as session:
-        d = await session.get(Dispatch, dispatch_id)
-        if d is None or not visible_dispatch(principal, d):
-            raise not_found("dispatch", dispatch_id)
+        d = await _visible_dispatch(session, principal, dispatch_id)
         dept = await session.get(Department, d.department_id)
         return dsp.dispatch_view(d, dept)
 
@@ -479,9 +497,7 @@ async def get_dispatch(dispatch_id: str, ctx: Ctx, principal: Reader) -> dict[st
 @router.get("/dispatches/{dispatch_id}/history", tags=["dispatches"], summary="Every transition")
 async def dispatch_history(dispatch_id: str, ctx: Ctx, principal: Reader) -> Page:
     async with ctx.db.sessions() as session:
-        d = await session.get(Dispatch, dispatch_id)
-        if d is None or not visible_dispatch(principal, d):
-            raise not_found("dispatch", dispatch_id)
+        await _visible_dispatch(session, principal, dispatch_id)
         rows = (
             await session.scalars(
                 select(DispatchLog)
@@ -558,6 +574,8 @@ async def list_cases(
 ) -> Page:
     async with ctx.db.sessions() as session:
         q = select(Case).order_by(Case.id)
+        if principal.has_role(*OVERSEER_ROLES):
+            q = q.where(region_filter(Case.grid_code, principal.visible_prefixes()))
         if grid_code:
             q = q.where(Case.grid_code == grid_code)
         if source_subject:
@@ -571,7 +589,7 @@ async def list_cases(
         items = []
         for c in page:
             summary = await dsp.case_summary(session, c)
-            if not principal.has_role("admin", "grid_admin", "viewer", "service", "reviewer"):
+            if not principal.has_role(*OVERSEER_ROLES):
                 if not any(
                     i["department_id"] == principal.department_id for i in summary["dispatches"]
                 ):
@@ -589,9 +607,11 @@ async def get_case(case_id: str, ctx: Ctx, principal: Reader) -> dict[str, Any]:
         if case is None:
             raise not_found("case", case_id)
         summary = await dsp.case_summary(session, case)
-    if not principal.has_role("admin", "grid_admin", "viewer", "service", "reviewer") and not any(
-        i["department_id"] == principal.department_id for i in summary["dispatches"]
-    ):
+    if principal.has_role(*OVERSEER_ROLES):
+        visible = principal.covers(case.grid_code)
+    else:
+        visible = any(i["department_id"] == principal.department_id for i in summary["dispatches"])
+    if not visible:
         raise not_found("case", case_id)
     return summary
 

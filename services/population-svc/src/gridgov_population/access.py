@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridgov_common.auth import Principal
+from gridgov_common.db import region_filter
 from gridgov_common.errors import Problem, not_found
 from gridgov_common.observability import request_id_var
 
@@ -38,14 +39,9 @@ def china_today() -> date:
 
 
 def scope_filter(principal: Principal, column: Any, requested: str | None = None) -> Any:
-    """A WHERE clause restricting ``column`` to the caller's region prefixes (or True)."""
+    """A WHERE clause restricting ``column`` to the caller's region prefixes (None: no limit)."""
     prefixes = principal.visible_prefixes(requested)
-    if prefixes is None:
-        return None
-    if not prefixes:
-        return false()
-    clauses: list[ColumnElement[bool]] = [column.startswith(p, autoescape=True) for p in prefixes]
-    return or_(*clauses)
+    return None if prefixes is None else region_filter(column, prefixes)
 
 
 def ensure_visible(principal: Principal, region_code: str | None, what: str, ident: str) -> None:
