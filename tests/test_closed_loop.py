@@ -159,8 +159,11 @@ async def test_hazard_reaches_exactly_its_departments_and_closes_after_verified_
     assert r.status_code == 201, r.text
     closed = await hazard(p, hazard_id)
     assert closed["state"] == "closed"
-    steps = [h["to_state"] for h in closed["history"]]
+    steps = [h["to_state"] for h in closed["history"] if h["kind"] == "state"]
     assert steps == ["open", "dispatched", "acknowledged", "rectification_reported", "closed"]
+    # the second acknowledgement changed no state but is a step of the hazard's history too
+    acks = [h for h in closed["history"] if "acknowledged the dispatch" in h["reason"]]
+    assert len(acks) == 2 and [h["kind"] for h in acks] == ["state", "dispatch"]
 
     # Evaluate: both sides count it.
     period = {
@@ -198,8 +201,17 @@ async def test_hazard_reaches_exactly_its_departments_and_closes_after_verified_
     assert committee["received"] == 1 and committee["acknowledged"] == 0
     assert committee["escalations"] == 1
     assert {d["department_id"] for d in case["dispatches"]} == FIRST_STREET | {"office-xinan"}
-    # The hazard's own history is its states only: the escalation did not change its state.
-    assert [h["to_state"] for h in (await hazard(p, hazard_id))["history"]] == steps
+
+    # The escalation left the hazard's state alone and is a step of its history.
+    async def escalation_in_history():
+        history = (await hazard(p, hazard_id))["history"]
+        return [h for h in history if h["kind"] == "dispatch" and "escalated" in h["reason"]]
+
+    (step,) = await eventually(escalation_in_history, timeout=20)
+    assert step["from_state"] == step["to_state"] == "closed"
+    assert "not acknowledged within 1m" in step["reason"]
+    history = (await hazard(p, hazard_id))["history"]
+    assert [h["to_state"] for h in history if h["kind"] == "state"] == steps
 
 
 async def _state_is(p: Platform, hazard_id: str, state: str) -> bool:

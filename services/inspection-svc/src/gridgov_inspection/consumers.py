@@ -13,7 +13,7 @@ from gridgov_common.events.notify import DispatchStateChanged
 from gridgov_common.outbox import record
 
 from . import hazards, venues
-from .models import GridRegion, Hazard, tables
+from .models import GridRegion, Hazard, HazardHistory, tables
 from .settings import Settings
 
 
@@ -75,9 +75,22 @@ def make_handlers(settings: Settings) -> dict[str, Any]:
         target = hazards.target_for_dispatch(
             hazard.state, payload.to_state, payload.feedback_result
         )
-        if target is None:
-            return
         actor = payload.actor or f"department:{payload.department_id}"
+        if target is None:
+            step = hazards.dispatch_step(payload)
+            if step is not None:
+                session.add(
+                    HazardHistory(
+                        hazard_id=hazard.id,
+                        from_state=hazard.state,
+                        to_state=hazard.state,
+                        actor=actor,
+                        reason=step,
+                        at=payload.at,
+                        kind="dispatch",
+                    )
+                )
+            return
         why = {
             "dispatched": f"dispatched to {payload.department_name} ({payload.to_state})",
             "acknowledged": f"{payload.department_name} acknowledged the dispatch",

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gridgov_common.errors import conflict
 from gridgov_common.events import EventPayload
 from gridgov_common.events.inspection import HazardReported, HazardStateChanged, VenueRef
+from gridgov_common.events.notify import DispatchStateChanged
 
 from . import catalogue
 from .models import Checkpoint, Hazard, HazardHistory, Inspection, Venue
@@ -264,6 +265,24 @@ async def apply_reinspection(
 # --- notify.v1: dispatch progress moves hazards along ---------------------------------------
 
 HAZARD_REPORTED = "gridgov.inspection.hazard.reported"
+
+
+def dispatch_step(payload: DispatchStateChanged) -> str | None:
+    """What a department's step that leaves the hazard's state alone says in its history."""
+    name = payload.department_name
+    if payload.to_state == "acknowledged":
+        return f"{name} acknowledged the dispatch"
+    if payload.to_state == "escalated":
+        return f"{name} escalated to its parent department" + (
+            f": {payload.note}" if payload.note else ""
+        )
+    if payload.to_state == "failed":
+        return f"delivery to {name} failed"
+    if payload.to_state == "feedback_received":
+        return f"{name} fed back {payload.feedback_result}" + (
+            f": {payload.note}" if payload.note else ""
+        )
+    return None
 
 
 def target_for_dispatch(hazard_state: str, dispatch_state: str, feedback: str | None) -> str | None:

@@ -222,6 +222,9 @@ class HazardHistory(Base):
     reason: Mapped[str] = mapped_column(Text)
     rework: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # "state": the hazard changed state; "dispatch": a department's step on it (a second
+    # acknowledgement, an escalation, a failed delivery) that left its state as it was.
+    kind: Mapped[str] = mapped_column(String(10), default="state", server_default="state")
 
 
 class Miss(Base):

@@ -183,6 +183,7 @@ class HistoryOut(BaseModel):
     reason: str
     rework: bool
     at: datetime
+    kind: Literal["state", "dispatch"] = "state"
 
 
 class HazardOut(BaseModel):
