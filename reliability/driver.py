@@ -62,7 +62,7 @@ def jpeg() -> bytes:
 def citizen_id(n: int) -> str:
     """A valid GB 11643 number, unique per ``n`` (birth date walks forward one day per n)."""
     birth = (date(1970, 1, 1) + timedelta(days=n // 400)).strftime("%Y%m%d")
-    first17 = f"420102{birth}{100 + n % 400:03d}"
+    first17 = f"420102{birth}{101 + 2 * (n % 400):03d}"  # odd: male
     weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
     check = "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights, strict=True)) % 11]
     return first17 + check
@@ -287,6 +287,7 @@ class Driver:
     async def registration(self) -> None:
         assert self.city is not None
         n = self._next()
+        number = citizen_id(n)
         person = await self._send(
             "person",
             "population",
@@ -296,9 +297,9 @@ class Driver:
             json={
                 "region_code": self.city.street,
                 "name": f"工人{n}",
-                "id_number": citizen_id(n),
+                "id_number": number,
                 "sex": "male",
-                "birth_date": "1990-01-01",
+                "birth_date": f"{number[6:10]}-{number[10:12]}-{number[12:14]}",
                 "phone": f"138{n:08d}",
                 "household_region_code": "420102",
                 "household_address": "湖北省武汉市",

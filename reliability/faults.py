@@ -221,8 +221,9 @@ def table(runs: list[FaultRun], driver: Driver, findings: list[Finding]) -> list
                 "unexpected_5xx": sum(w.server_errors for w in writes),
                 "recovery_s": None if run is None else run.recovery_s,
                 "refusals": _refusals(writes),
-                "note": "" if run is None else (run.skipped and f"skipped: {run.skipped}")
-                or run.note,
+                "note": ""
+                if run is None
+                else (run.skipped and f"skipped: {run.skipped}") or run.note,
             }
         )
     return rows

@@ -158,7 +158,7 @@ class Reconciler:
             if r.status_code != 200 or not r.json().get("acknowledged_at"):
                 self._find(w, "lost", f"dispatch {w.meta['dispatch_id']} not acknowledged")
         for w in self.accepted("hazard"):
-            opened = w.body.get("opened") or []
+            opened = w.body.get("hazards_opened") or []
             if len(opened) != 1:
                 self._find(w, "lost", f"opened {opened!r}, expected one hazard")
                 continue
@@ -190,6 +190,10 @@ class Reconciler:
                     self._find(w, "lost", f"dispatch {x['id']} neither delivered nor failed")
             state = h.json()["state"]
             want = "acknowledged" if any(x["id"] in acked for x in mine) else "dispatched"
-            if mine and HAZARD_ORDER.index(state) < HAZARD_ORDER.index(want):
+            if (
+                mine
+                and state in HAZARD_ORDER
+                and HAZARD_ORDER.index(state) < HAZARD_ORDER.index(want)
+            ):
                 ack = next((acked[x["id"]] for x in mine if x["id"] in acked), w)
                 self._find(ack, "lost", f"hazard {hazard_id} is {state}, expected {want}")
