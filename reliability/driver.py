@@ -350,7 +350,7 @@ class Driver:
             except httpx.TransportError:
                 retry = True
             else:
-                if r.status_code >= 500:
+                if r.status_code >= 500 and r.status_code != 507:  # 507: full, retry later
                     w.server_errors += r.status_code not in RETRY_STATUSES
                     retry = True
                 elif r.status_code == 409 and _slug(r) == "idempotent-request-in-progress":

@@ -48,8 +48,10 @@ class Service:
     def start(self) -> None:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", self.target, "--host", "127.0.0.1"]
-                + ["--port", str(self.port), "--no-access-log", "--log-level", "warning"],
+                [
+                    *(sys.executable, "-m", "uvicorn", self.target, "--host", "127.0.0.1"),
+                    *("--port", str(self.port), "--no-access-log", "--log-level", "warning"),
+                ],
                 env=self.env,
                 cwd=self.cwd,
                 stdout=out,
@@ -103,7 +105,7 @@ class PrivatePostgres:
         # initdb and postgres refuse to run as root; the Debian packages provide this user.
         cmd = [str(a) for a in args]
         if os.geteuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+            cmd = ["/usr/sbin/runuser", "-u", "postgres", "--", *cmd]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
     def init(self) -> None:
@@ -192,7 +194,15 @@ class Platform:
         if os.geteuid() != 0:
             return
         done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={PHOTO_FS_BYTES}", "tmpfs", str(self.photo_dir)],
+            [
+                "/usr/bin/mount",
+                "-t",
+                "tmpfs",
+                "-o",
+                f"size={PHOTO_FS_BYTES}",
+                "tmpfs",
+                str(self.photo_dir),
+            ],
             capture_output=True,
         )
         self.photo_fs_mounted = done.returncode == 0
@@ -228,5 +238,5 @@ class Platform:
         if self.postgres:
             self.postgres.stop()
         if self.photo_fs_mounted:
-            subprocess.run(["umount", "-l", str(self.photo_dir)], check=False)
+            subprocess.run(["/usr/bin/umount", "-l", str(self.photo_dir)], check=False)
             self.photo_fs_mounted = False
