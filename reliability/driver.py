@@ -76,7 +76,6 @@ class Write:
     key: str
     phase: str
     started: float
-    done: float = 0.0
     attempts: int = 0
     status: int | None = None  # the final status; None: no answer before the deadline
     slug: str | None = None
@@ -364,7 +363,6 @@ class Driver:
             if not retry or time.monotonic() + pause > deadline:
                 if retry:
                     w.slug = "no-final-answer"
-                w.done = time.monotonic()
                 return w
             await asyncio.sleep(pause)
             pause = min(pause * 2, 3.0)

@@ -31,7 +31,7 @@ COLUMNS = [
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     profile = QUICK if args.quick else FULL
     root = Path(tempfile.mkdtemp(prefix="gridgov-reliability-"))
-    platform = Platform(root, args.database, args.quick)
+    platform = Platform(root, args.database)
     started = time.monotonic()
     print(f"reliability/faults: profile {profile.name}, {args.database}, work dir {root}")
     try:

@@ -145,7 +145,6 @@ class PrivatePostgres:
 class Platform:
     root: Path
     database: str  # "sqlite" or "postgres"
-    quick: bool
     broker: Broker = field(init=False)
     services: dict[str, Service] = field(default_factory=dict)
     postgres: PrivatePostgres | None = None
