@@ -81,7 +81,7 @@ class Write:
     slug: str | None = None
     body: dict[str, Any] = field(default_factory=dict)  # the response body on 2xx
     meta: dict[str, Any] = field(default_factory=dict)  # what reconciliation needs
-    server_errors: int = 0  # 5xx answers on the way (a 5xx is a bug unless 502/503/504)
+    unexpected: list[int] = field(default_factory=list)  # 5xx on the way, but 502/503/504/507
 
     @property
     def accepted(self) -> bool:
@@ -350,7 +350,8 @@ class Driver:
                 retry = True
             else:
                 if r.status_code >= 500 and r.status_code != 507:  # 507: full, retry later
-                    w.server_errors += r.status_code not in RETRY_STATUSES
+                    if r.status_code not in RETRY_STATUSES:
+                        w.unexpected.append(r.status_code)
                     retry = True
                 elif r.status_code == 409 and _slug(r) == "idempotent-request-in-progress":
                     retry = True

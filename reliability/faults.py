@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -243,7 +244,10 @@ def table(runs: list[FaultRun], driver: Driver, findings: list[Finding]) -> list
                 "no_answer": sum(w.outcome == "no-answer" for w in writes),
                 "lost": sum(f.kind == "lost" for f in mine),
                 "duplicated": sum(f.kind == "duplicated" for f in mine),
-                "unexpected_5xx": sum(w.server_errors for w in writes),
+                "unexpected_5xx": sum(len(w.unexpected) for w in writes),
+                "unexpected_5xx_by_write": dict(
+                    Counter(f"{w.kind} {code}" for w in writes for code in w.unexpected)
+                ),
                 "recovery_s": None if run is None else run.recovery_s,
                 "refusals": _refusals(writes),
                 "note": ""

@@ -96,6 +96,9 @@ def _print(rows: list[dict[str, Any]]) -> None:
         print(" | ".join(cells))
     print()
     for r in rows:
-        if r["note"] or r["refusals"]:
+        if r["note"] or r["refusals"] or r["unexpected_5xx"]:
+            unexpected = r["unexpected_5xx_by_write"]
             print(f"  {r['fault']}: {r['note']}  {r['refusals'] or ''}")
+            if unexpected:
+                print(f"    unexpected 5xx answers (retried): {unexpected}")
     print()
