@@ -17,7 +17,6 @@ import json
 import os
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -115,10 +114,9 @@ class Driver:
         self.hazard_sites: list[Site] = []
         self.house_ids: list[str] = []
         self._seq = 0
-        self._seen = Counter[str]()
+        self._acked: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._clients: dict[str, httpx.AsyncClient] = {}
-        self.acks_wanted = True
 
     def client(self, service: str) -> httpx.AsyncClient:
         if service not in self._clients:
@@ -223,7 +221,7 @@ class Driver:
             if self.hazard_sites:
                 self._spawn(self.inspection(fail=True))
             self._spawn(self.registration())
-            self._ack_new_deliveries()
+            self.ack_new_deliveries()
             nxt += interval
             await asyncio.sleep(max(0.0, nxt - time.monotonic()))
 
@@ -236,21 +234,23 @@ class Driver:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
     async def settle(self, timeout: float) -> None:
         """Wait for the writes in flight (each is bounded by its own deadline)."""
         deadline = time.monotonic() + timeout
         while self._tasks and time.monotonic() < deadline:
             await asyncio.wait(set(self._tasks), timeout=1.0)
 
-    def _ack_new_deliveries(self) -> None:
-        if not self.acks_wanted:
-            return
+    def ack_new_deliveries(self) -> None:
         for name, receiver in self.receivers.items():
             for delivery in receiver.accepted:
                 dispatch_id = delivery["dispatch"]["id"]
-                if self._seen[dispatch_id] == 0:
+                if dispatch_id not in self._acked:  # a redelivery is acknowledged once
+                    self._acked.add(dispatch_id)
                     self._spawn(self.acknowledge(name, dispatch_id))
-                self._seen[dispatch_id] += 1
 
     async def inspection(self, fail: bool) -> None:
         pool = self.hazard_sites if fail else self.pass_sites

@@ -79,10 +79,10 @@ class Reconciler:
         start = time.monotonic()
         expected = len(self.accepted("hazard")) * len(DEPARTMENTS)
         while time.monotonic() - start < timeout:
-            self.d._ack_new_deliveries()
+            self.d.ack_new_deliveries()
             dispatches = await self._all("notify", "/v1/dispatches")
             open_ = [x for x in dispatches if not (x["delivered_at"] or x["failed_at"])]
-            if len(dispatches) >= expected and not open_ and not self.d._tasks:
+            if len(dispatches) >= expected and not open_ and not self.d.in_flight:
                 break
             await asyncio.sleep(1.0)
         await self.d.settle(self.d.write_deadline)
