@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: env run test test-postgres lint format bench schemas clean dashboard-deps chromium screenshots
+.PHONY: env run test test-postgres lint format bench reliability schemas clean dashboard-deps chromium screenshots
 
 $(UV):
 	$(PY) -m venv $(TOOLS)
@@ -63,6 +63,10 @@ format: env
 
 bench: env ## benchmarks, each printing JSON
 	$(BIN)/python -m bench
+
+# RELIABILITY_ARGS: e.g. --quick, --database postgres (a private cluster of its own).
+reliability: env ## fault injection under load, reconciled; exits non-zero if anything is lost or duplicated
+	$(BIN)/python -m reliability $(RELIABILITY_ARGS)
 
 schemas: env ## regenerate the event JSON Schemas under docs/events/
 	$(BIN)/gridgov events schemas --out docs/events

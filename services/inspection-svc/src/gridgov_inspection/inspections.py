@@ -176,7 +176,16 @@ async def store_photos(
                 f"{upload.filename!r} is not a JPEG, PNG or HEIC image (judged by its content)",
             ) from exc
         except PhotoStorageFull as exc:
-            raise Problem(503, "photo-storage-full", "photo storage is full; retry later") from exc
+            # 507 Insufficient Storage, not 503: the service is up and every other request
+            # works; only photo uploads wait for space. Not stored under the Idempotency-Key
+            # (a 5xx), so the app's retry with the same key succeeds once space is freed.
+            raise Problem(
+                507,
+                "photo-storage-full",
+                "photo storage is full; keep the inspection on the device and retry later",
+                title="Insufficient Storage",
+                headers={"Retry-After": "300"},
+            ) from exc
     return stored
 
 
