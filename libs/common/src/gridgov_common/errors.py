@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -103,6 +104,13 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """A lost or refused database connection (or SQLite busy past its timeout), not a bug."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return isinstance(exc, ConnectionError)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
@@ -130,6 +138,19 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if database_unavailable(exc):
+            # The database is restarting or unreachable: the caller should retry, and nothing
+            # was written (the transaction did not commit).
+            log.warning("database unavailable: %r", exc, extra={"path": request.url.path})
+            return problem_response(
+                Problem(
+                    503,
+                    "database-unavailable",
+                    "The database is unavailable for a moment; retry the request.",
+                    headers={"Retry-After": "2"},
+                ),
+                request.url.path,
+            )
         # Never a stack trace to the client: log it with the request id, answer a bare 500.
         log.exception("unhandled error", extra={"path": request.url.path})
         return problem_response(

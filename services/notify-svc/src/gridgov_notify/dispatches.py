@@ -355,20 +355,25 @@ async def move(
     note: str | None = None,
     **values: Any,
 ) -> Dispatch | None:
-    """Compare-and-set a dispatch's state; None if it was not in ``from_states`` (a race lost)."""
-    current = await session.get(Dispatch, dispatch_id)
-    if current is None:
-        return None
-    from_state = current.state
-    if from_state not in from_states:
-        return None
-    result = await session.execute(
-        update(Dispatch)
-        .where(Dispatch.id == dispatch_id, Dispatch.state == from_state)
-        .values(state=to_state, **values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    """Compare-and-set a dispatch's state; None if it is not in ``from_states`` (a race lost).
+
+    A concurrent move to another allowed state (the delivery worker's pending → delivered as a
+    department acknowledges) is not a lost race: the state is read again and the move retried.
+    """
+    for attempt in range(3):
+        current = await session.get(Dispatch, dispatch_id, populate_existing=attempt > 0)
+        if current is None or current.state not in from_states:
+            return None
+        from_state = current.state
+        result = await session.execute(
+            update(Dispatch)
+            .where(Dispatch.id == dispatch_id, Dispatch.state == from_state)
+            .values(state=to_state, **values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            break
+    else:
         return None
     await session.refresh(current)
     case = await session.get(Case, current.case_id)
