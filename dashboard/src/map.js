@@ -29,6 +29,7 @@ export class OpsMap {
     // A view first: Leaflet creates a layer's SVG element only once the map has one.
     if (withGeometry.length) this.map.fitBounds(L.geoJSON({ type: "FeatureCollection", features: withGeometry }).getBounds(), { padding: [16, 16] });
     else this.map.setView([22.55, 113.9], 12);
+    this.toggleLabels(); // the first view fires no zoomend
     for (const f of withGeometry.filter((x) => x.properties.level === "street" || x.properties.level === "community")) {
       const street = f.properties.level === "street";
       L.geoJSON(f, {
@@ -125,6 +126,8 @@ export class OpsMap {
   toggleLabels() {
     const el = this.element;
     el.classList.toggle("zoomed-out", this.map.getZoom() < 13);
+    // Over a whole district ordinary rental houses would hide the checkpoints.
+    el.classList.toggle("houses-overcrowded-only", this.map.getZoom() < 14.5);
   }
 
   resize() { this.map.invalidateSize(); }
