@@ -182,7 +182,6 @@ def _load_demo_once() -> None:
 
     print("  loading the demo city (first start only; GRIDGOV_LOAD_DEMO=false skips it)…")
     urls = {name.removesuffix("-svc"): f"http://127.0.0.1:{port}" for name, _, port in SERVICES}
-    started = time.monotonic()
     try:
         counts = load(urls)
     except DemoAlreadyLoaded as exc:
@@ -193,7 +192,7 @@ def _load_demo_once() -> None:
         print(f"  demo load failed: {exc!r} (see the service logs)", file=sys.stderr)
         return
     DEMO_MARKER.write_text(json.dumps(counts))
-    print(f"  demo loaded in {time.monotonic() - started:.0f} s:")
+    print("  demo loaded:")
     for kind, n in counts.items():
         print(f"    {kind:<36} {n}")
 
