@@ -92,18 +92,25 @@ def template_out(t: CheckTemplate) -> TemplateOut:
 
 async def remember_grid(session: AsyncSession, loc: Location) -> None:
     """Seed the read model from a locate answer if grid.v1 has not told us about it yet."""
-    if await session.get(GridRegion, loc.grid_code) is None:
-        session.add(
-            GridRegion(
-                code=loc.grid_code,
-                level="grid",
-                name=loc.grid_name,
-                parent_code=loc.community_code,
-                status="active",
-                grid_class=loc.grid_class,
-                version=0,
+    if await session.get(GridRegion, loc.grid_code) is not None:
+        return
+    try:
+        # Concurrent requests for venues in one new grid (and the grid.v1 consumer) race to
+        # insert it: whoever loses keeps the winner's row.
+        async with session.begin_nested():
+            session.add(
+                GridRegion(
+                    code=loc.grid_code,
+                    level="grid",
+                    name=loc.grid_name,
+                    parent_code=loc.community_code,
+                    status="active",
+                    grid_class=loc.grid_class,
+                    version=0,
+                )
             )
-        )
+    except IntegrityError:
+        pass
 
 
 async def grid_class_of(session: AsyncSession, grid_code: str, fallback: str | None) -> str | None:

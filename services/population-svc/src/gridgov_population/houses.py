@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +107,7 @@ async def update(
 ) -> dict[str, Any]:
     async with ctx.db.transaction() as session:
         house = await get_visible(session, principal, house_id)
+        await lock(session, [house.id])
         if body.floor_area_m2 is not None:
             house.floor_area_m2 = body.floor_area_m2
         if body.use is not None:
@@ -151,14 +153,25 @@ async def occupancy(session: AsyncSession, house_id: str) -> tuple[int, dict[str
     return sum(n for _, n in rows), per_room
 
 
+async def lock(session: AsyncSession, house_ids: Iterable[str]) -> None:
+    """Row-lock houses, in one fixed order, before anything that refers to them is written.
+
+    A registration's or room's foreign key takes a KEY SHARE lock on its house; two
+    transactions holding one that both then ask for the row lock of :func:`reassess`
+    deadlock on PostgreSQL (SQLite writes are serial anyway).
+    """
+    for house_id in sorted(set(house_ids)):
+        await session.execute(select(House.id).where(House.id == house_id).with_for_update())
+
+
 async def reassess(ctx: ServiceContext, session: AsyncSession, house: House) -> None:
     """Recompute overcrowding of the house (if a dormitory/mixed) and each room; publish
     exactly one event per transition (state kept in ``overcrowding_states``)."""
     settings: Settings = ctx.settings  # type: ignore[assignment]
     minimum = settings.overcrowding_min_m2
-    # Serialise reassessments of one house (PostgreSQL row lock; SQLite writes are serial
-    # anyway), so two concurrent arrivals cannot both publish the same transition.
-    await session.execute(select(House.id).where(House.id == house.id).with_for_update())
+    # Serialise reassessments of one house, so two concurrent arrivals cannot both publish
+    # the same transition (a no-op where the caller locked it already).
+    await lock(session, [house.id])
     total, per_room = await occupancy(session, house.id)
     rooms = (await session.scalars(select(Room).where(Room.house_id == house.id))).all()
     units: list[tuple[str, str | None, float, int]] = []

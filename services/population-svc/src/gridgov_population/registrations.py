@@ -118,6 +118,7 @@ async def _register(
             )
         room_id = room.id
     previous = await persons.active_registration(session, person.id)
+    await houses.lock(session, [house.id] + ([previous.house_id] if previous else []))
     closed_id = None
     old_house: House | None = None
     if previous is not None:
