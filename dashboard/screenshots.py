@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import struct
 import sys
-import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from gridgov_common.auth import issue_token
+from gridgov_common.demo.photos import gradient_photo
 from gridgov_common.demo.venues import INSPECTORS
 from gridgov_common.settings import ServiceSettings
 
@@ -41,32 +39,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def png(rgb: tuple[int, int, int], size: tuple[int, int] = (160, 120)) -> bytes:
-    width, height = size
-    rows = b"".join(
-        b"\x00"
-        + bytes(
-            min(255, c * (x + 2 * y) // (width + 2 * height) + 30)
-            for x in range(width)
-            for c in rgb
-        )
-        for y in range(height)
-    )
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"tEXt", b"Comment\x00" + os.urandom(8).hex().encode())
-        + chunk(b"IEND", b"")
-    )
 
 
 def client(service: str, token: str) -> httpx.Client:
@@ -104,7 +76,7 @@ def live_hazard(rng: random.Random) -> None:
         http.post(
             "/v1/inspections",
             data={"inspection": json.dumps(body)},
-            files=[("photos", ("a.png", png((220, 80, 40)), "image/png"))],
+            files=[("photos", ("a.png", gradient_photo((220, 80, 40), (160, 120)), "image/png"))],
         ).raise_for_status()
 
 

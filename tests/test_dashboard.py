@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
-import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 import pytest
 
 from gridgov_common.dashboard import DashboardSettings, create_dashboard
+from gridgov_common.demo.photos import gradient_photo
 from gridgov_common.testing import RunningService, eventually, serve, token_for
 from gridgov_population.citizen_id import check_char
 
@@ -38,29 +37,6 @@ CHROMIUM_ARGS = [
 ]
 REPO = Path(__file__).resolve().parents[1]
 CHARTS = ["hazards", "missed", "closure", "inspectors", "departments", "staffing"]
-
-
-def png(rgb: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
-    """A real PNG (a gradient of one colour), so the photo strip shows a picture; each unique."""
-    width, height = size
-    rows = b"".join(
-        b"\x00"
-        + bytes(min(255, c * (x + y) // (width + height) + 40) for x in range(width) for c in rgb)
-        for y in range(height)
-    )
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"tEXt", b"Comment\x00" + os.urandom(8).hex().encode())  # unique hash per photo
-        + chunk(b"IEND", b"")
-    )
 
 
 async def add_site(p: Platform, grid_code: str, name: str, offset: float = 0.0) -> dict[str, Any]:
@@ -111,7 +87,7 @@ async def inspect(p: Platform, site: dict[str, Any], fail: set[str] = frozenset(
         r = await http.post(
             "/v1/inspections",
             data={"inspection": json.dumps(body)},
-            files=[("photos", ("scene.png", png(colour), "image/png"))],
+            files=[("photos", ("scene.png", gradient_photo(colour), "image/png"))],
         )
     assert r.status_code == 201, r.text
     return r.json()

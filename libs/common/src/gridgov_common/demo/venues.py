@@ -11,14 +11,13 @@ left alone on purpose: they turn yellow (missed) one day after loading.
 from __future__ import annotations
 
 import random
-import struct
-import zlib
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.algorithms import AES
 from cryptography.hazmat.primitives.cmac import CMAC
 
 from .grid import GIVEN, SURNAMES, random_point
+from .photos import encode_png
 
 # (type, weight, name suffixes, checkpoint names)
 VENUE_TYPES: list[tuple[str, int, list[str], list[str]]] = [
@@ -183,14 +182,4 @@ def photo(label: str, seed: int) -> bytes:
         for _ in range(height)
     )
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + chunk(b"tEXt", b"Comment\x00gridgov demo " + label.encode())
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
+    return encode_png(width, height, rows, b"gridgov demo " + label.encode())
