@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import MetaData, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -165,6 +166,7 @@ def create_app(defn: ServiceDefinition) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
+        telemetry=telemetry_config(settings.otel_enabled),
     )
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
@@ -178,6 +180,11 @@ def create_app(defn: ServiceDefinition) -> FastAPI:
         route for router in (*defn.routers, _health_router()) for route in router.routes
     ]
     return app
+
+
+def telemetry_config(enabled: bool) -> TelemetryConfig:
+    """FastAPI's OpenTelemetry switches, all on or all off (``GRIDGOV_OTEL_ENABLED``)."""
+    return {"tracing": enabled, "metrics": enabled, "logs": enabled, "operation_spans": enabled}
 
 
 async def _retry(what: str, action: Callable[[], Awaitable[None]]) -> None:

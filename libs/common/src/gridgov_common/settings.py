@@ -45,6 +45,10 @@ class ServiceSettings(BaseSettings):
     idempotency_ttl_hours: int = 48
     log_level: str = "INFO"
     log_json: bool = True
+    # FastAPI's built-in OpenTelemetry instrumentation (traces, metrics, logs to the globally
+    # configured OTel providers). Off unless a collector is set up: the platform's own metrics
+    # are Prometheus, and the per-request check alone costs more than a grid lookup.
+    otel_enabled: bool = False
 
     # Other services, for the synchronous calls DESIGN.md allows.
     grid_svc_url: str = "http://127.0.0.1:8101"

@@ -18,7 +18,8 @@ from typing import Any, TypeAlias
 
 import numpy as np
 import shapely
-from shapely.geometry import MultiPolygon, Point, Polygon
+from shapely import lib
+from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 from shapely.validation import explain_validity
@@ -420,19 +421,25 @@ class _Buckets:
     """A uniform grid of cells over the indexed extent, listing for each cell the grids
     whose bounding box overlaps it (CSR: ``items[start[c]:start[c + 1]]``, ascending).
 
-    Batched lookups take their candidates from here with array arithmetic, then test only
-    those whose box holds the point: no GEOS point is built per query point, which was
-    most of the cost of an STRtree query for a batch.
+    Candidates come from here with arithmetic instead of a tree query: for a batch as arrays,
+    for a single point from Python lists (a numpy or GEOS call costs microseconds of overhead,
+    more than the arithmetic itself).
     """
 
     x0: float
     y0: float
+    x1: float
+    y1: float
     dx: float
     dy: float
     side: int  # side x side cells
     start: np.ndarray
     items: np.ndarray
     bounds: np.ndarray  # (grids, 4): minx, miny, maxx, maxy
+    # The same as Python objects, for single lookups.
+    start_list: list[int]
+    items_list: list[int]
+    boxes: list[tuple[float, float, float, float]]
 
     @classmethod
     def build(cls, geoms: Sequence[Polygonal]) -> _Buckets:
@@ -442,27 +449,24 @@ class _Buckets:
         x0, y0 = (float(bounds[:, 0].min()), float(bounds[:, 1].min())) if n else (0.0, 0.0)
         x1, y1 = (float(bounds[:, 2].max()), float(bounds[:, 3].max())) if n else (1.0, 1.0)
         dx, dy = (x1 - x0) / side or 1.0, (y1 - y0) / side or 1.0
-        probe = cls(x0, y0, dx, dy, side, np.zeros(1, np.intp), np.zeros(0, np.intp), bounds)
-        cx0, cy0 = probe._cells(bounds[:, 0], bounds[:, 1])
-        cx1, cy1 = probe._cells(bounds[:, 2], bounds[:, 3])
+        cx0, cy0 = _cells(x0, y0, dx, dy, side, bounds[:, 0], bounds[:, 1])
+        cx1, cy1 = _cells(x0, y0, dx, dy, side, bounds[:, 2], bounds[:, 3])
         width = cx1 - cx0 + 1
         grid, k = _expand(np.zeros(n, np.intp), width * (cy1 - cy0 + 1))
         cell = (cy0[grid] + k // width[grid]) * side + cx0[grid] + k % width[grid]
         # By cell; stable, so within a cell grid indices (= code order) stay ascending.
         order = np.argsort(cell, kind="stable")
         start = np.searchsorted(cell[order], np.arange(side * side + 1))
-        return cls(x0, y0, dx, dy, side, start, grid[order], bounds)
-
-    def _cells(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Clipped to the grid (NaN to cell 0): such points then fail every box test.
-        top = self.side - 1
-        cx = np.nan_to_num(np.floor((x - self.x0) / self.dx), nan=0.0, posinf=top, neginf=0)
-        cy = np.nan_to_num(np.floor((y - self.y0) / self.dy), nan=0.0, posinf=top, neginf=0)
-        return np.clip(cx, 0, top).astype(np.intp), np.clip(cy, 0, top).astype(np.intp)
+        items = grid[order]
+        boxes = [tuple(b) for b in bounds.tolist()]
+        return cls(
+            x0, y0, x1, y1, dx, dy, side, start, items, bounds,
+            start.tolist(), items.tolist(), boxes,  # type: ignore[arg-type]
+        )  # fmt: skip
 
     def candidates(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(point, grid) index pairs where the grid's bounding box holds the point."""
-        cx, cy = self._cells(x, y)
+        cx, cy = _cells(self.x0, self.y0, self.dx, self.dy, self.side, x, y)
         cell = cy * self.side + cx
         point, at = _expand(self.start[cell], self.start[cell + 1] - self.start[cell])
         grid = self.items[at]
@@ -470,47 +474,125 @@ class _Buckets:
         inside = (box[:, 0] <= px) & (px <= box[:, 2]) & (box[:, 1] <= py) & (py <= box[:, 3])
         return point[inside], grid[inside]
 
+    def candidates_of(self, x: float, y: float) -> list[int]:
+        """Grids whose bounding box holds one point, ascending."""
+        if not (self.x0 <= x <= self.x1 and self.y0 <= y <= self.y1):  # also NaN
+            return []
+        top = self.side - 1
+        c = min(int((y - self.y0) / self.dy), top) * self.side + min(
+            int((x - self.x0) / self.dx), top
+        )
+        boxes = self.boxes
+        found = []
+        for i in self.items_list[self.start_list[c] : self.start_list[c + 1]]:
+            minx, miny, maxx, maxy = boxes[i]
+            if minx <= x <= maxx and miny <= y <= maxy:
+                found.append(i)
+        return found
+
+
+def _cells(
+    x0: float, y0: float, dx: float, dy: float, side: int, x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    # Clipped to the grid (NaN to cell 0): such points then fail every box test.
+    top = side - 1
+    cx = np.nan_to_num(np.floor((x - x0) / dx), nan=0.0, posinf=top, neginf=0)
+    cy = np.nan_to_num(np.floor((y - y0) / dy), nan=0.0, posinf=top, neginf=0)
+    return np.clip(cx, 0, top).astype(np.intp), np.clip(cy, 0, top).astype(np.intp)
+
+
+# Points closer than this to a boundary (degrees, ~0.1 mm) are decided by GEOS, not by the
+# ray-crossing count, whose rounding error is some 1e-14 degrees.
+_BOUNDARY_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class _Edges:
+    """Every ring edge of every grid as flat arrays (CSR by grid: ``start[g]:start[g + 1]``),
+    for an even-odd ray-crossing test of many (point, grid) pairs in a few array operations.
+    GEOS does the same test per pair, but builds a point for each, which is most of its cost.
+    Holes and multipolygon parts need no special case: crossings of all rings are counted."""
+
+    x1: np.ndarray
+    y1: np.ndarray
+    x2: np.ndarray
+    y2: np.ndarray
+    start: np.ndarray
+
+    @classmethod
+    def build(cls, geoms: np.ndarray) -> _Edges:
+        parts, part_of = shapely.get_parts(geoms, return_index=True)
+        rings, ring_of = shapely.get_rings(parts, return_index=True)
+        coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
+        edge = np.flatnonzero(coord_ring[1:] == coord_ring[:-1])  # coords[e] -> coords[e + 1]
+        grid = part_of[ring_of[coord_ring[edge]]]
+        start = np.searchsorted(grid, np.arange(len(geoms) + 1))
+        x, y = coords[:, 0], coords[:, 1]
+        return cls(x[edge], y[edge], x[edge + 1], y[edge + 1], start)
+
+    def intersects(
+        self, geoms: np.ndarray, grid: np.ndarray, px: np.ndarray, py: np.ndarray
+    ) -> np.ndarray:
+        """Whether each point (px[i], py[i]) lies in or on grid[i]; same answers as GEOS."""
+        pair, e = _expand(self.start[grid], self.start[grid + 1] - self.start[grid])
+        qx, qy = px[pair], py[pair]
+        x1, y1, x2, y2 = self.x1[e], self.y1[e], self.x2[e], self.y2[e]
+        ex, ey = x2 - x1, y2 - y1
+        straddles = (y1 > qy) != (y2 > qy)  # half-open, so a vertex is counted once
+        with np.errstate(divide="ignore", invalid="ignore"):
+            crosses = straddles & (qx < x1 + (qy - y1) * ex / ey)
+        inside = np.bincount(pair, weights=crosses, minlength=grid.size).astype(np.intp) & 1 == 1
+        eps = _BOUNDARY_EPS
+        near = (
+            (np.abs(ex * (qy - y1) - ey * (qx - x1)) <= eps * (np.abs(ex) + np.abs(ey)))
+            & (np.minimum(x1, x2) - eps <= qx)
+            & (qx <= np.maximum(x1, x2) + eps)
+            & (np.minimum(y1, y2) - eps <= qy)
+            & (qy <= np.maximum(y1, y2) + eps)
+        )
+        close = np.unique(pair[near])
+        if close.size:
+            inside[close] = shapely.intersects_xy(geoms[grid[close]], px[close], py[close])
+        return inside
+
 
 @dataclass(frozen=True)
 class _Snapshot:
-    """Immutable index state. Items are sorted by code, so tree index order == code order
-    and "lowest code among matches" is just "lowest index"."""
+    """Immutable index state. Items are sorted by code, so index order == code order and
+    "lowest code among matches" is just "lowest index"."""
 
     codes: np.ndarray  # object array of str, sorted, plus a trailing None (= "no match")
     geoms: list[Polygonal]  # same order; a list because scalar indexing is cheaper
     geom_array: np.ndarray  # the same as an object array, for vectorised predicates
-    tree: shapely.STRtree  # single lookups
-    buckets: _Buckets  # batched lookups
+    buckets: _Buckets
+    edges: _Edges  # batched exact tests
 
     @classmethod
     def build(cls, items: dict[str, Polygonal]) -> _Snapshot:
         codes = sorted(items)
         geoms = [items[c] for c in codes]
-        tree = shapely.STRtree(geoms)
-        # Force GEOS to build the tree now; it is otherwise built lazily on the first query,
-        # which must not happen concurrently in several reader threads.
-        tree.query(Point(0.0, 0.0))
+        geom_array = np.array(geoms, dtype=object)
         return cls(
             np.array([*codes, None], dtype=object),
             geoms,
-            np.array(geoms, dtype=object),
-            tree,
+            geom_array,
             _Buckets.build(geoms),
+            _Edges.build(geom_array),
         )
 
 
 class GridIndex:
-    """In-memory point -> grid code lookup: shapely's STRtree for single points, a cell grid
-    of bounding boxes (`_Buckets`) for batches, GEOS `intersects` as the exact test for both.
+    """In-memory point -> grid code lookup: a cell grid of bounding boxes (`_Buckets`) gives
+    the candidates, an exact point-in-polygon test decides.
 
     * A point on a shared edge/vertex matches every grid it touches (`intersects`); the
       lowest code wins, so the answer is deterministic.
     * Updates only touch a dict and mark the index dirty; the next query rebuilds the
-      (immutable) tree and cells under a lock. Bulk loads: use replace_all.
+      (immutable) snapshot under a lock. Bulk loads: use replace_all.
     * Readers grab one snapshot reference and use only that, so a query never sees a
-      half-built tree; rebuilds swap the reference atomically.
-    * Geometries are deliberately not shapely.prepare()d (it would halve the exact test of a
-      batch): GEOS prepared geometries are not safe to share between threads.
+      half-built index; rebuilds swap the reference atomically.
+    * Geometries are deliberately not shapely.prepare()d: GEOS prepared geometries are not
+      safe to share between threads, and for grid-sized polygons they gain little.
     """
 
     def __init__(self) -> None:
@@ -567,13 +649,10 @@ class GridIndex:
     def locate(self, lon: float, lat: float) -> str | None:
         """Code of the grid containing (lon, lat) (WGS-84), lowest code on ties, else None."""
         snap = self._current()
-        # A 1-element array, not a scalar Point: STRtree.query's scalar path costs ~2 µs more.
-        points = shapely.points([(lon, lat)])
-        candidates = snap.tree.query(points)[1].tolist()  # bbox hits only; exact test below
-        candidates.sort()  # ascending index == ascending code, so the first hit is the lowest
-        point = points[0]
-        for i in candidates:
-            if snap.geoms[i].intersects(point):
+        for i in snap.buckets.candidates_of(lon, lat):  # ascending index == ascending code
+            # shapely.lib directly: the public wrapper's argument handling costs more than
+            # the test itself for one point.
+            if lib.intersects_xy(snap.geoms[i], lon, lat):
                 return str(snap.codes[i])
         return None
 
@@ -594,7 +673,7 @@ class GridIndex:
             stop = min(start + _CHUNK, x.size)
             cx, cy = x[start:stop], y[start:stop]
             point_idx, grid_idx = snap.buckets.candidates(cx, cy)
-            hit = shapely.intersects_xy(snap.geom_array[grid_idx], cx[point_idx], cy[point_idx])
+            hit = snap.edges.intersects(snap.geom_array, grid_idx, cx[point_idx], cy[point_idx])
             # Several matches (shared edges, overlaps): keep the lowest index == lowest code.
             np.minimum.at(best[start:stop], point_idx[hit], grid_idx[hit])
 
