@@ -279,7 +279,7 @@ def bench_in_process(
 
 
 def probe_memory(db_path: str) -> None:
-    """Child process: RSS cost of the index's geometries and tree, from the SQLite file's WKB."""
+    """Child process: RSS of the index's geometries and lookup structures, from the WKB."""
     from gridgov_grid.geo import GridIndex
 
     with contextlib.closing(sqlite3.connect(db_path)) as conn:
@@ -306,7 +306,7 @@ def probe_memory(db_path: str) -> None:
             {
                 "grids": len(index),
                 "geometries_mb": (rss1 - rss0) * mb,
-                "tree_mb": (rss2 - rss1) * mb,
+                "index_mb": (rss2 - rss1) * mb,
                 "total_mb": (rss2 - rss0) * mb,
                 "bytes_per_grid": (rss2 - rss0) / max(1, len(index)),
                 "cold_build_s": build_s,

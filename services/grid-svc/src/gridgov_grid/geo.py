@@ -6,6 +6,7 @@ is done in a small local projection, so only shapely + numpy are needed.
 
 from __future__ import annotations
 
+import array
 import math
 import numbers
 import os
@@ -421,9 +422,10 @@ class _Buckets:
     """A uniform grid of cells over the indexed extent, listing for each cell the grids
     whose bounding box overlaps it (CSR: ``items[start[c]:start[c + 1]]``, ascending).
 
-    Candidates come from here with arithmetic instead of a tree query: for a batch as arrays,
-    for a single point from Python lists (a numpy or GEOS call costs microseconds of overhead,
-    more than the arithmetic itself).
+    Candidates come from here with arithmetic instead of a tree query: for a batch as numpy
+    arrays, for a single point from ``array.array`` copies (a numpy or GEOS call costs
+    microseconds of overhead, more than the arithmetic itself; compact arrays beat lists of
+    Python ints and tuples on memory and cache misses alike).
     """
 
     x0: float
@@ -436,10 +438,10 @@ class _Buckets:
     start: np.ndarray
     items: np.ndarray
     bounds: np.ndarray  # (grids, 4): minx, miny, maxx, maxy
-    # The same as Python objects, for single lookups.
-    start_list: list[int]
-    items_list: list[int]
-    boxes: list[tuple[float, float, float, float]]
+    # The same as compact Python arrays, for single lookups; boxes flat (4 per grid).
+    start_1: array.array[int]
+    items_1: array.array[int]
+    bounds_1: array.array[float]
 
     @classmethod
     def build(cls, geoms: Sequence[Polygonal]) -> _Buckets:
@@ -458,10 +460,11 @@ class _Buckets:
         order = np.argsort(cell, kind="stable")
         start = np.searchsorted(cell[order], np.arange(side * side + 1))
         items = grid[order]
-        boxes = [tuple(b) for b in bounds.tolist()]
         return cls(
             x0, y0, x1, y1, dx, dy, side, start, items, bounds,
-            start.tolist(), items.tolist(), boxes,  # type: ignore[arg-type]
+            array.array("q", start.astype(np.int64).tobytes()),
+            array.array("i", items.astype(np.int32).tobytes()),
+            array.array("d", bounds.astype(np.float64).tobytes()),
         )  # fmt: skip
 
     def candidates(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -482,11 +485,11 @@ class _Buckets:
         c = min(int((y - self.y0) / self.dy), top) * self.side + min(
             int((x - self.x0) / self.dx), top
         )
-        boxes = self.boxes
+        box = self.bounds_1
         found = []
-        for i in self.items_list[self.start_list[c] : self.start_list[c + 1]]:
-            minx, miny, maxx, maxy = boxes[i]
-            if minx <= x <= maxx and miny <= y <= maxy:
+        for i in self.items_1[self.start_1[c] : self.start_1[c + 1]]:
+            k = 4 * i
+            if box[k] <= x <= box[k + 2] and box[k + 1] <= y <= box[k + 3]:
                 found.append(i)
         return found
 
@@ -508,35 +511,39 @@ _BOUNDARY_EPS = 1e-9
 
 @dataclass(frozen=True)
 class _Edges:
-    """Every ring edge of every grid as flat arrays (CSR by grid: ``start[g]:start[g + 1]``),
+    """Every ring vertex of every grid as flat arrays (CSR by grid: ``start[g]:start[g + 1]``),
     for an even-odd ray-crossing test of many (point, grid) pairs in a few array operations.
     GEOS does the same test per pair, but builds a point for each, which is most of its cost.
-    Holes and multipolygon parts need no special case: crossings of all rings are counted."""
+    Holes and multipolygon parts need no special case: crossings of all rings are counted.
+    Vertex i and i + 1 form an edge unless i ends its ring (``ring_end``)."""
 
-    x1: np.ndarray
-    y1: np.ndarray
-    x2: np.ndarray
-    y2: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    ring_end: np.ndarray
     start: np.ndarray
 
     @classmethod
     def build(cls, geoms: np.ndarray) -> _Edges:
-        parts, part_of = shapely.get_parts(geoms, return_index=True)
-        rings, ring_of = shapely.get_rings(parts, return_index=True)
-        coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
-        edge = np.flatnonzero(coord_ring[1:] == coord_ring[:-1])  # coords[e] -> coords[e + 1]
-        grid = part_of[ring_of[coord_ring[edge]]]
-        start = np.searchsorted(grid, np.arange(len(geoms) + 1))
-        x, y = coords[:, 0], coords[:, 1]
-        return cls(x[edge], y[edge], x[edge + 1], y[edge + 1], start)
+        if not len(geoms):
+            return cls(*(np.zeros(0) for _ in range(2)), np.zeros(0, bool), np.zeros(1, np.intp))
+        kind, coords, offsets = shapely.to_ragged_array(geoms)
+        rings = offsets[0]  # coordinate offsets of the rings
+        # Ring offsets of each grid: polygons map grids to rings directly, multipolygons
+        # through their parts.
+        by_grid = offsets[1] if kind == shapely.GeometryType.POLYGON else offsets[1][offsets[2]]
+        ring_end = np.zeros(len(coords), bool)
+        ring_end[rings[1:] - 1] = True
+        return cls(coords[:, 0].copy(), coords[:, 1].copy(), ring_end, rings[by_grid])
 
     def intersects(
         self, geoms: np.ndarray, grid: np.ndarray, px: np.ndarray, py: np.ndarray
     ) -> np.ndarray:
         """Whether each point (px[i], py[i]) lies in or on grid[i]; same answers as GEOS."""
-        pair, e = _expand(self.start[grid], self.start[grid + 1] - self.start[grid])
+        pair, i = _expand(self.start[grid], self.start[grid + 1] - self.start[grid] - 1)
+        edge = ~self.ring_end[i]
+        pair, i = pair[edge], i[edge]
         qx, qy = px[pair], py[pair]
-        x1, y1, x2, y2 = self.x1[e], self.y1[e], self.x2[e], self.y2[e]
+        x1, y1, x2, y2 = self.x[i], self.y[i], self.x[i + 1], self.y[i + 1]
         ex, ey = x2 - x1, y2 - y1
         straddles = (y1 > qy) != (y2 > qy)  # half-open, so a vertex is counted once
         with np.errstate(divide="ignore", invalid="ignore"):
