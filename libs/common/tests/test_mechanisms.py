@@ -127,7 +127,8 @@ async def test_writes_succeed_while_broker_is_down_and_outbox_drains_in_order(
             )
 
     await eventually(drained, timeout=60)
-    # What reached the (new) broker: all 20 writes, in order per key.
+    # What reached the (new) broker: all 20 writes, in order per key, and the first write
+    # again, which the old broker held when it stopped.
     consumer = AIOKafkaConsumer(
         TEST_TOPIC,
         bootstrap_servers=broker.bootstrap,
@@ -136,6 +137,7 @@ async def test_writes_succeed_while_broker_is_down_and_outbox_drains_in_order(
     )
     await consumer.start()
     seen: list[tuple[str, int]] = []
+    replayed: list[str] = []
     try:
 
         async def all_seen():
@@ -143,8 +145,11 @@ async def test_writes_succeed_while_broker_is_down_and_outbox_drains_in_order(
             for msgs in batch.values():
                 for m in msgs:
                     data = json.loads(m.value)
+                    if data["data"]["text"] == "up":  # lost with the old broker, sent again
+                        replayed.append(data["id"])
+                        continue
                     seen.append((data["gridcode"], int(data["data"]["text"])))
-            return len(seen) >= 20
+            return len(seen) >= 20 and replayed
 
         await eventually(all_seen, timeout=30)
     finally:
@@ -152,6 +157,45 @@ async def test_writes_succeed_while_broker_is_down_and_outbox_drains_in_order(
     for key in ("grid0", "grid1"):
         values = [v for k, v in seen if k == key]
         assert values == sorted(values) and len(values) == 10
+
+
+async def _topic_texts(bootstrap: str) -> list[str]:
+    """Every note text the broker holds on the test topic, read from the start."""
+    consumer = AIOKafkaConsumer(
+        TEST_TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    texts: list[str] = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=1000):
+            texts += [json.loads(m.value)["data"]["text"] for ms in batch.values() for m in ms]
+    finally:
+        await consumer.stop()
+    return texts
+
+
+async def test_events_a_restarted_broker_lost_are_sent_again_and_take_effect_once(
+    svc: RunningService, broker
+):
+    """The broker restarts empty between two writes, with nothing written while it is down
+    (the relay sees no error): the relay's audit notices and sends the lost events again."""
+    svc.ctx.relay.audit_seconds = 0.5
+    async with svc.client(TOKEN) as http:
+        for i in range(5):
+            assert (await http.post("/v1/notes", json={"id": f"b{i}", "text": f"t{i}"})).is_success
+        await eventually(lambda: _len_at_least(received(svc), 5))
+        broker.stop()
+        broker.start()  # same port, empty
+
+        async def held_again() -> bool:
+            return sorted(await _topic_texts(broker.bootstrap)) == [f"t{i}" for i in range(5)]
+
+        await eventually(held_again, timeout=60)
+        assert (await http.post("/v1/notes", json={"id": "b5", "text": "t5"})).is_success
+        rows = await eventually(lambda: _len_at_least(received(svc), 6), timeout=60)
+    # Sent twice, in effect once: the inbox dropped the second copies.
+    assert sorted(text for _, text in rows) == [f"t{i}" for i in range(6)]
+    assert sorted(await _topic_texts(broker.bootstrap)) == [f"t{i}" for i in range(6)]
 
 
 async def test_tokens_expired_forged_missing_or_out_of_scope_are_refused(svc: RunningService):

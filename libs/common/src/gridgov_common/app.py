@@ -128,6 +128,8 @@ def create_app(defn: ServiceDefinition) -> FastAPI:
             settings.service_name,
             poll_seconds=settings.outbox_poll_seconds,
             batch_size=settings.outbox_batch_size,
+            audit_seconds=settings.outbox_audit_seconds,
+            replay_seconds=settings.outbox_replay_seconds,
             ensure_topics=ensure_topics,
         )
         ctx = ServiceContext(settings, db, defn.tables, bus, relay, consumer)

@@ -7,12 +7,13 @@ them. Exactly-once *effect* comes from the outbox (at-least-once publish) plus t
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError, TopicAlreadyExistsError
 
 log = logging.getLogger("gridgov.bus")
 
@@ -81,6 +82,38 @@ class Bus:
         finally:
             await admin.close()
 
+    async def missing(
+        self, written: Mapping[TopicPartition, tuple[int, str]], timeout: float = 5.0
+    ) -> set[TopicPartition]:
+        """Partitions that no longer hold what was written to them: for each, the offset and
+        event id of the last record written; a partition that has no record there, or
+        another event, lost it (a broker that restarted empty, an unclean leader election).
+        Read back record by record: Tansu's end offsets lag behind a batch."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=f"{self.client_id}-audit",
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="none",
+            request_timeout_ms=int(timeout * 1000),
+        )
+        await consumer.start()
+        lost = set()
+        try:
+            for tp, (offset, event_id) in written.items():
+                consumer.assign([tp])
+                consumer.seek(tp, offset)
+                try:
+                    record = await asyncio.wait_for(consumer.getone(tp), timeout)
+                except (OffsetOutOfRangeError, TimeoutError):
+                    lost.add(tp)
+                    continue
+                if record.offset != offset or _event_id(record.value) != event_id:
+                    lost.add(tp)
+            return lost
+        finally:
+            await consumer.stop()
+
     async def ping(self, timeout: float = 2.0) -> None:
         producer = await self.producer()
         ok = await asyncio.wait_for(producer.client.force_metadata_update(), timeout)
@@ -89,3 +122,10 @@ class Bus:
 
     async def close(self) -> None:
         await self.reset()
+
+
+def _event_id(value: bytes | None) -> str | None:
+    try:
+        return str(json.loads(value or b"")["id"])
+    except (ValueError, KeyError, TypeError):
+        return None

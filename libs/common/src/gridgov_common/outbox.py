@@ -4,6 +4,13 @@
 nothing and a committed one can never be lost. :class:`OutboxRelay` publishes unsent rows in
 ``id`` order (hence in order per key) with ``acks=all``, marks them sent, and backs off while
 the broker is down. One relay runs per service at a time (a lease), which keeps that order.
+
+A broker can lose what it acknowledged (the embedded one keeps nothing across a restart; a
+Kafka cluster after an unclean leader election). So the relay audits what it wrote: after a
+broker outage, and every ``audit_seconds``, it reads back the last record it wrote to each
+partition. A topic with a partition that lost it gets its rows of the last
+``replay_seconds`` sent again, before anything newer; consumers' inboxes drop what they
+already had.
 """
 
 from __future__ import annotations
@@ -11,9 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
+from aiokafka import TopicPartition
 from prometheus_client import Counter
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +39,11 @@ log = logging.getLogger("gridgov.outbox")
 
 PUBLISHED = Counter(
     "gridgov_outbox_published_total", "Events published from the outbox", ["service", "topic"]
+)
+REPLAYED = Counter(
+    "gridgov_outbox_replayed_total",
+    "Events sent again because the broker no longer held them",
+    ["service", "topic"],
 )
 _PENDING_FLAG = "gridgov_outbox_pending"
 
@@ -77,6 +92,8 @@ class OutboxRelay:
         poll_seconds: float = 0.5,
         batch_size: int = 500,
         ensure_topics: Callable[[], Awaitable[None]] | None = None,
+        audit_seconds: float = 15.0,
+        replay_seconds: float = 3600.0,
     ) -> None:
         self.db = db
         self.tables = tables
@@ -89,6 +106,11 @@ class OutboxRelay:
         # embedded one keeps nothing) must get them back with their partitions, not auto-created.
         self.ensure_topics = ensure_topics
         self.broker_unavailable = False  # set while publishing fails; cleared on recovery
+        self.audit_seconds = audit_seconds  # 0: audit only after an outage
+        self.replay_seconds = replay_seconds
+        # Per partition written to: offset and event id of the last record written.
+        self._written: dict[TopicPartition, tuple[int, str]] = {}
+        self._next_audit = 0.0
         self._wake = asyncio.Event()
         db.on_commit(self._after_commit)
 
@@ -105,8 +127,12 @@ class OutboxRelay:
         while True:
             try:
                 if await self.lease.ensure():
-                    if self.broker_unavailable and self.ensure_topics is not None:
-                        await self.ensure_topics()
+                    if self.broker_unavailable:
+                        if self.ensure_topics is not None:
+                            await self.ensure_topics()
+                        await self.audit()
+                    elif self.audit_seconds and time.monotonic() >= self._next_audit:
+                        await self.audit()
                     self.broker_unavailable = False
                     sent = await self.relay_once()
                     backoff = 0.2
@@ -134,7 +160,7 @@ class OutboxRelay:
         async with self.db.reader() as session:
             rows = (
                 await session.execute(
-                    select(t.c.id, t.c.topic, t.c.key, t.c.body)
+                    select(t.c.id, t.c.event_id, t.c.topic, t.c.key, t.c.body)
                     .where(t.c.sent_at.is_(None))
                     .order_by(t.c.id)
                     .limit(self.batch_size)
@@ -147,14 +173,40 @@ class OutboxRelay:
         futures: list[Any] = [
             await producer.send(row.topic, row.body.encode(), key=row.key.encode()) for row in rows
         ]
-        await asyncio.gather(*futures)
+        written = await asyncio.gather(*futures)
+        now = utcnow()
         async with self.db.transaction() as session:
             await session.execute(
-                update(t).where(t.c.id.in_([r.id for r in rows])).values(sent_at=utcnow())
+                update(t).where(t.c.id.in_([r.id for r in rows])).values(sent_at=now)
             )
-        for row in rows:
+        for row, meta in zip(rows, written, strict=True):
+            self._written[TopicPartition(meta.topic, meta.partition)] = (meta.offset, row.event_id)
             PUBLISHED.labels(self.service, row.topic).inc()
         return len(rows)
+
+    async def audit(self) -> int:
+        """Check that the broker still holds what this relay wrote; mark what it lost for
+        sending again. Returns how many rows were marked."""
+        self._next_audit = time.monotonic() + self.audit_seconds
+        if not self._written:
+            return 0
+        lost = {tp.topic for tp in await self.bus.missing(self._written)}
+        if not lost:
+            return 0
+        since = utcnow() - timedelta(seconds=self.replay_seconds)
+        t = self.tables.outbox
+        marked = 0
+        async with self.db.transaction() as session:
+            for topic in sorted(lost):
+                result = await session.execute(
+                    update(t).where(t.c.topic == topic, t.c.sent_at >= since).values(sent_at=None)
+                )
+                count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+                marked += count
+                REPLAYED.labels(self.service, topic).inc(count)
+                log.warning("the broker lost events of %s; sending the last %d again", topic, count)
+        self._written = {tp: w for tp, w in self._written.items() if tp.topic not in lost}
+        return marked
 
     async def backlog(self) -> int:
         t = self.tables.outbox

@@ -41,6 +41,11 @@ class ServiceSettings(BaseSettings):
     # Outbox relay and inbox consumer tuning.
     outbox_poll_seconds: float = 0.5
     outbox_batch_size: int = 500
+    # How often the relay checks that the broker still holds what it wrote (0: only after an
+    # outage); see outbox.py.
+    outbox_audit_seconds: float = 15.0
+    # What the relay sends again of a topic the broker lost: its events of this many seconds.
+    outbox_replay_seconds: float = 3600.0
     consumer_max_attempts: int = 5
     idempotency_ttl_hours: int = 48
     log_level: str = "INFO"
