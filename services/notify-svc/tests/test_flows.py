@@ -273,7 +273,9 @@ class contextlib_all:
 async def test_unrouted_event_is_reported(launch, publisher):
     async with launch("notify", **FAST) as notify, notify.client(ADMIN) as http:
         await make_department(http, "police-a", "police_station", ["440306001"])
-        evt = await publisher.hazard("440399001001001", "major", "hz-far")
+        # In the admin's district (unrouted events are listed within the caller's scopes),
+        # in a street no department covers.
+        evt = await publisher.hazard("440306002001001", "major", "hz-far")
 
         async def listed():
             r = await http.get("/v1/unrouted-events")
@@ -281,7 +283,7 @@ async def test_unrouted_event_is_reported(launch, publisher):
 
         items = await eventually(listed, timeout=20)
         assert items[0]["source_event_id"] == evt.id
-        assert "covers grid 440399001001001" in items[0]["reason"]
+        assert "covers grid 440306002001001" in items[0]["reason"]
         metrics = (await http.get("/metrics")).text
         assert 'gridgov_notify_unrouted_total{type="gridgov.inspection.hazard.reported"}' in metrics
         async with notify.ctx.db.sessions() as s:

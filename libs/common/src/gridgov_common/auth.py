@@ -32,6 +32,7 @@ ROLES = (
     "viewer",
     "service",
 )
+_KNOWN_ROLES = frozenset(ROLES)
 ALL_REGIONS = "*"
 
 
@@ -125,6 +126,15 @@ class Authenticator:
         scopes = claims.get("scopes", [])
         if not isinstance(roles, list) or not isinstance(scopes, list):
             raise _unauthorized("token claims 'roles' and 'scopes' must be lists")
+        # "Reads need any role" means one of the platform's roles: an identity provider also
+        # issues tokens for this audience to people who hold none (checked here, once per
+        # token, so routes that accept any role need no check of their own).
+        if not _KNOWN_ROLES.intersection(str(r) for r in roles):
+            raise Problem(
+                403,
+                "forbidden-role",
+                f"the token carries none of the platform's roles ({', '.join(ROLES)})",
+            )
         return Principal(
             subject=str(claims["sub"]),
             roles=frozenset(str(r) for r in roles),

@@ -251,7 +251,7 @@ async def assign_member(code: str, body: MemberCreate, ctx: Ctx, principal: Grid
 async def list_members(
     code: str, ctx: Ctx, principal: CurrentPrincipal, include_ended: bool = False
 ) -> list[MemberOut]:
-    return await members.list_for_grid(ctx, code, include_ended)
+    return await members.list_for_grid(ctx, principal, code, include_ended)
 
 
 @router.delete(
@@ -268,17 +268,13 @@ async def remove_member(member_id: str, ctx: Ctx, principal: GridAdmin) -> Membe
     "/gaps/leaders",
     response_model=list[LeaderGap],
     tags=["members"],
-    summary="Active grids without an active leader",
+    summary="Active grids without an active leader (inside the caller's scopes)",
 )
 async def leader_gaps(
     ctx: Ctx,
     principal: CurrentPrincipal,
     under: Annotated[str | None, Query(pattern=r"^\d{6,15}$")] = None,
 ) -> list[LeaderGap]:
-    if under is None and not principal.covers(""):
-        prefixes = principal.visible_prefixes()
-        if prefixes and len(prefixes) == 1:
-            under = prefixes[0]
     if under is not None and len(under) % 3:
         raise invalid("invalid-code", "under must be a region code (6, 9, 12 or 15 digits)")
-    return await members.leader_gaps(ctx, under)
+    return await members.leader_gaps(ctx, principal.visible_prefixes(under))

@@ -62,6 +62,22 @@ async def import_collection(
         except ValueError as exc:
             errors.append({"index": i, "code": _code(feature), "detail": str(exc)})
     parsed.sort(key=lambda item: (_LEVEL_ORDER[item[1].level], item[0]))
+    # Scope before anything else, as for a single region: a collection reaching outside the
+    # caller's scopes is refused whole (403), not reported as one more invalid feature.
+    outside = sorted(
+        {
+            target
+            for _, body in parsed
+            if not principal.covers(target := body.parent_code or body.code or "")
+        }
+    )
+    if outside:
+        raise Problem(
+            403,
+            "out-of-scope",
+            f"the collection places regions under {', '.join(outside[:10])}, outside your "
+            f"scopes ({', '.join(principal.scopes) or 'none'})",
+        )
 
     created: list[Region] = []
     async with ctx.db.transaction() as session:

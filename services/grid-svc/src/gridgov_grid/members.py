@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridgov_common.app import ServiceContext
 from gridgov_common.auth import Principal
-from gridgov_common.db import utcnow
+from gridgov_common.db import region_filter, utcnow
 from gridgov_common.errors import conflict, invalid, not_found
 from gridgov_common.events.grid import MemberAssigned, MemberRemoved
 
@@ -122,16 +122,20 @@ async def assign(
 async def remove(ctx: ServiceContext, principal: Principal, member_id: str) -> MemberOut:
     async with ctx.db.transaction() as session:
         member = await session.get(GridMember, member_id)
-        if member is None or member.ended_at is not None:
+        # A member outside the caller's scopes is hidden (same answer as an unknown id): the
+        # caller cannot list that grid's members either.
+        if member is None or member.ended_at is not None or not principal.covers(member.grid_code):
             raise not_found("active member", member_id)
-        principal.ensure_covers(member.grid_code)
         await _end(session, ctx, member)
     return member_out(member)
 
 
 async def list_for_grid(
-    ctx: ServiceContext, grid_code: str, include_ended: bool = False
+    ctx: ServiceContext, principal: Principal, grid_code: str, include_ended: bool = False
 ) -> list[MemberOut]:
+    # The grid itself is public (every role reads the hierarchy); its members' names, phones
+    # and e-mail addresses are personal data, for callers whose scopes cover the grid.
+    principal.ensure_covers(grid_code)
     async with ctx.db.sessions() as session:
         if await session.get(Region, grid_code) is None:
             raise not_found("grid", grid_code)
@@ -142,16 +146,19 @@ async def list_for_grid(
     return [member_out(m) for m in rows]
 
 
-async def leader_gaps(ctx: ServiceContext, prefix: str | None) -> list[LeaderGap]:
-    """Active grids without an active leader: someone must be in charge of every grid."""
+async def leader_gaps(ctx: ServiceContext, prefixes: list[str] | None) -> list[LeaderGap]:
+    """Active grids without an active leader: someone must be in charge of every grid.
+
+    ``prefixes`` as from ``Principal.visible_prefixes`` (None: everywhere)."""
     async with ctx.db.sessions() as session:
         has_leader = select(GridMember.grid_code).where(
             GridMember.role == "leader", GridMember.ended_at.is_(None)
         )
         query = select(Region).where(
-            Region.level == "grid", Region.status == "active", Region.code.not_in(has_leader)
+            Region.level == "grid",
+            Region.status == "active",
+            Region.code.not_in(has_leader),
+            region_filter(Region.code, prefixes),
         )
-        if prefix:
-            query = query.where(Region.code.startswith(prefix))
         rows = (await session.scalars(query.order_by(Region.code))).all()
     return [LeaderGap(code=r.code, name=r.name, community_code=r.parent_code) for r in rows]

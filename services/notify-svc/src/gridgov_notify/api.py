@@ -66,9 +66,10 @@ class KnownRegionOut(BaseModel):
     summary="A region as notify-svc's read model knows it (from grid.v1)",
 )
 async def get_known_region(code: str, ctx: Ctx, principal: CurrentPrincipal) -> KnownRegionOut:
+    principal.ensure_covers(code)  # a region code the caller names: 403 whether it exists or not
     async with ctx.db.sessions() as session:
         region = await session.get(KnownRegion, code)
-    if region is None or not principal.covers(code):
+    if region is None:
         raise not_found("region", code)
     return KnownRegionOut.model_validate(region, from_attributes=True)
 
@@ -104,7 +105,9 @@ def ensure_can_see_department(
     if dept is None:
         raise not_found("department", dept_id)
     if principal.has_role(*OVERSEER_ROLES):
-        if any(principal.covers(p) for p in dept.jurisdictions):
+        # All, not any: a department reaching beyond the caller's scopes would let them read
+        # its stream (dispatches elsewhere) or redirect its webhook.
+        if all(principal.covers(p) for p in dept.jurisdictions):
             return dept
     elif principal.department_id == dept.id:
         return dept
@@ -629,7 +632,11 @@ async def list_unrouted(
     limit: Limit = 100,
 ) -> Page:
     async with ctx.db.sessions() as session:
-        q = select(UnroutedEvent).order_by(UnroutedEvent.id)
+        q = (
+            select(UnroutedEvent)
+            .where(region_filter(UnroutedEvent.grid_code, principal.visible_prefixes()))
+            .order_by(UnroutedEvent.id)
+        )
         if cursor:
             q = q.where(UnroutedEvent.id > cursor)
         rows = list((await session.scalars(q.limit(limit + 1))).all())

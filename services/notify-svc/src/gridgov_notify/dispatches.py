@@ -15,6 +15,7 @@ from prometheus_client import Counter
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gridgov_common.auth import Principal
 from gridgov_common.errors import Problem, conflict, not_found
 from gridgov_common.events import CloudEvent, make_event
 from gridgov_common.events.notify import DispatchStateChanged
@@ -450,13 +451,21 @@ async def mark_delivered(
     return len(moved)
 
 
-async def load_for_department(session: AsyncSession, dispatch_id: str, principal: Any) -> Dispatch:
+async def load_for_department(
+    session: AsyncSession, dispatch_id: str, principal: Principal
+) -> Dispatch:
+    """A dispatch the caller may act on: their own department's, or, for an admin, one whose
+    grid lies inside the admin's scopes. Any other answers 404, like an unknown id."""
     d = await session.get(Dispatch, dispatch_id)
     if d is None:
         raise not_found("dispatch", dispatch_id)
-    if not principal.has_role("admin") and principal.department_id != d.department_id:
-        raise not_found("dispatch", dispatch_id)
-    return d
+    if principal.department_id == d.department_id:
+        return d
+    if principal.has_role("admin"):
+        case = await session.get(Case, d.case_id)
+        if case is not None and principal.covers(case.grid_code):
+            return d
+    raise not_found("dispatch", dispatch_id)
 
 
 async def acknowledge(session: AsyncSession, d: Dispatch, actor: str, now: datetime) -> Dispatch:

@@ -20,7 +20,7 @@ from gridgov_common.auth import Principal
 from gridgov_common.errors import conflict, invalid, not_found
 
 from . import persons, registrations
-from .access import china_today, mask_name
+from .access import china_today, ensure_visible, mask_name
 from .models import Person, PointsApplication, Quota, ScoringTable, new_id
 from .schemas import PointsApply, PointsOut, QuotaIn, RankingEntry, RankingOut, ScoringTableIn
 
@@ -233,7 +233,7 @@ async def recompute(ctx: ServiceContext, principal: Principal, app_id: str) -> d
         app = await session.get(PointsApplication, app_id)
         if app is None:
             raise not_found("points application", app_id)
-        principal.ensure_covers(app.town_code)
+        ensure_visible(principal, app.town_code, "points application", app_id)
         table = await session.get(ScoringTable, app.table_version)
         assert table is not None
         lines, total = score(table.items, app.facts)
