@@ -62,6 +62,9 @@ async def test_writes_beyond_the_budget_are_refused_for_that_caller_only(setting
             for _ in range(10):
                 assert (await alice.get("/v1/notes/n-missing")).status_code == 404
             assert (await alice.get("/healthz")).status_code == 200
+            paths = (await alice.get("/openapi.json")).json()["paths"]
+            assert "429" in paths["/v1/notes"]["post"]["responses"]  # documented for clients
+            assert "429" not in paths["/v1/notes/{note_id}"]["get"]["responses"]
 
         async with svc.client(BOB) as bob:
             assert (await write(bob)).status_code == 201

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy import MetaData, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -180,7 +181,19 @@ def create_app(defn: ServiceDefinition) -> FastAPI:
     app.router.routes[:0] = [
         route for router in (*defn.routers, _health_router()) for route in router.routes
     ]
+    if settings.rate_limit_writes > 0:
+        for route in app.router.routes:
+            if isinstance(route, APIRoute) and WRITE_METHODS.intersection(route.methods or ()):
+                route.responses.setdefault(429, RATE_LIMITED_RESPONSE)
     return app
+
+
+RATE_LIMITED_RESPONSE: dict[str, Any] = {
+    "description": "Over the caller's write budget (problem+json `rate-limited`): nothing was "
+    "done; send it again after `Retry-After` seconds",
+    "content": {"application/problem+json": {}},
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+}
 
 
 class WritePath:
