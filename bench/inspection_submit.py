@@ -149,6 +149,9 @@ def main() -> None:
                 "GRIDGOV_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
                 "GRIDGOV_LOG_LEVEL": "WARNING",
                 "GRIDGOV_TOPIC_PARTITIONS": "1",
+                # One token stands for a fleet of devices: a write budget no run reaches, so
+                # the limiter is on the measured path but never refuses.
+                "GRIDGOV_RATE_LIMIT_WRITES": "100000000",
             }
             with (
                 UvicornProcess(

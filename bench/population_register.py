@@ -275,6 +275,9 @@ def main(argv: list[str] | None = None) -> None:
                 "GRIDGOV_LOG_LEVEL": "WARNING",
                 "GRIDGOV_TOPIC_PARTITIONS": "1",
                 "GRIDGOV_DATABASE_URL": url,
+                # One token stands for many desks: a write budget no run reaches, so the
+                # limiter is on the measured path but never refuses.
+                "GRIDGOV_RATE_LIMIT_WRITES": "100000000",
             }
             with UvicornProcess(
                 "gridgov_population.main:app", log_path=tmpdir / "population.log", env=env

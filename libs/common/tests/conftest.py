@@ -71,6 +71,15 @@ async def create_note(body: NoteIn, ctx: Ctx, principal: CurrentPrincipal) -> di
     return {"id": body.id}
 
 
+@router.get("/notes/{note_id}")
+async def read_note(note_id: str, ctx: Ctx, principal: CurrentPrincipal) -> dict[str, str]:
+    async with ctx.db.sessions() as session:
+        note = await session.get(Note, note_id)
+    if note is None:
+        raise Problem(404, "not-found", f"note {note_id} does not exist")
+    return {"id": note.id, "text": note.text}
+
+
 async def on_note(session: AsyncSession, evt: CloudEvent, payload: NoteRecorded) -> None:
     if payload.text == "poison":
         raise RuntimeError("this note can never be handled")
@@ -95,9 +104,8 @@ def settings(broker: Broker, database_url: str) -> ServiceSettings:
     )
 
 
-@pytest.fixture
-async def svc(settings: ServiceSettings) -> AsyncIterator[RunningService]:
-    defn = ServiceDefinition(
+def definition(settings: ServiceSettings) -> ServiceDefinition:
+    return ServiceDefinition(
         settings=settings,
         metadata=Base.metadata,
         tables=tables,
@@ -106,5 +114,9 @@ async def svc(settings: ServiceSettings) -> AsyncIterator[RunningService]:
         produces=[TEST_TOPIC],
         handlers={NoteRecorded.event_type: on_note},  # type: ignore[dict-item]
     )
-    async with serve(create_app(defn)) as running:
+
+
+@pytest.fixture
+async def svc(settings: ServiceSettings) -> AsyncIterator[RunningService]:
+    async with serve(create_app(definition(settings))) as running:
         yield running

@@ -1,7 +1,8 @@
 """The app factory: every service's ``main.py`` describes itself and calls :func:`create_app`.
 
 The factory wires the shared mechanisms the same way everywhere: settings, database, bus,
-outbox relay, inbox consumer, auth, problem+json errors, Idempotency-Key, health and metrics.
+outbox relay, inbox consumer, auth, problem+json errors, write rate limits, Idempotency-Key,
+health and metrics.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import MetaData, delete
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth import Authenticator
 from .bus import Bus
@@ -31,6 +34,7 @@ from .idempotency import IdempotencyMiddleware
 from .inbox import Handler, InboxConsumer
 from .observability import RequestContextMiddleware, configure_logging, metrics_endpoint
 from .outbox import OutboxRelay, record
+from .ratelimit import WRITE_METHODS, RateLimitMiddleware
 from .settings import ServiceSettings
 
 log = logging.getLogger("gridgov.app")
@@ -172,7 +176,7 @@ def create_app(defn: ServiceDefinition) -> FastAPI:
     )
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
-    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(WritePath, settings=settings)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
     # Routes go straight onto the app's router, ahead of the docs pages. include_router would
     # wrap each router in a layer that re-resolves its routes on every request (~20 µs), and
@@ -181,12 +185,45 @@ def create_app(defn: ServiceDefinition) -> FastAPI:
     app.router.routes[:0] = [
         route for router in (*defn.routers, _health_router()) for route in router.routes
     ]
+    if settings.rate_limit_writes > 0:
+        for route in app.router.routes:
+            if isinstance(route, APIRoute) and WRITE_METHODS.intersection(route.methods or ()):
+                route.responses.setdefault(429, RATE_LIMITED_RESPONSE)
     return app
 
 
 def telemetry_config(enabled: bool) -> TelemetryConfig:
     """FastAPI's OpenTelemetry switches, all on or all off (``GRIDGOV_OTEL_ENABLED``)."""
     return {"tracing": enabled, "metrics": enabled, "logs": enabled, "operation_spans": enabled}
+
+
+RATE_LIMITED_RESPONSE: dict[str, Any] = {
+    "description": "Over the caller's write budget (problem+json `rate-limited`): nothing was "
+    "done; send it again after `Retry-After` seconds",
+    "content": {"application/problem+json": {}},
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+}
+
+
+class WritePath:
+    """Writes go through the write budget, then Idempotency-Key; reads go straight on.
+
+    One method check is all a read pays for both (``GET /v1/locate`` is measured against a bare
+    endpoint). The budget comes first: a refused write claims no key, so its retry runs anew.
+    """
+
+    def __init__(self, app: ASGIApp, settings: ServiceSettings) -> None:
+        self.reads = app
+        writes: ASGIApp = IdempotencyMiddleware(app)
+        if settings.rate_limit_writes > 0:
+            writes = RateLimitMiddleware(writes, settings)
+        self.writes = writes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in WRITE_METHODS:
+            await self.writes(scope, receive, send)
+        else:
+            await self.reads(scope, receive, send)
 
 
 async def _retry(what: str, action: Callable[[], Awaitable[None]]) -> None:

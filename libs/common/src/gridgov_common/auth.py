@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
+from starlette.types import Scope
 
 from .errors import Problem
 from .settings import ServiceSettings
@@ -198,6 +199,20 @@ def bearer_token(request: Request) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("missing bearer token (Authorization: Bearer <jwt>)")
     return token.strip()
+
+
+async def scope_principal(scope: Scope) -> Principal | None:
+    """The verified caller of a request seen by an ASGI middleware; None without a valid token
+    (the route itself answers 401 for that)."""
+    auth = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+    scheme, _, token = auth.decode(errors="replace").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    authenticator: Authenticator = scope["app"].state.authenticator
+    try:
+        return await authenticator.verify(token.strip())
+    except Problem:
+        return None
 
 
 async def current_principal(request: Request) -> Principal:

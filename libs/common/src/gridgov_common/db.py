@@ -207,7 +207,9 @@ class Database:
         self.url = url
         self.metadata = metadata
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
+        # hide_parameters: a failed statement's error (logged, and put on a DLQ message when a
+        # consumer fails) names the SQL but not the values: names, phone numbers, ID indexes.
+        kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite, "hide_parameters": True}
         if not self.is_sqlite:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)

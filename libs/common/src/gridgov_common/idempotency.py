@@ -17,6 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .auth import scope_principal
 from .db import utcnow
 from .errors import Problem, problem_response
 
@@ -55,7 +56,7 @@ class IdempotencyMiddleware:
                 ),
             )
             return
-        principal = await self._principal(scope, headers)
+        principal = await self._principal(scope)
         if principal is None:
             await self.app(scope, receive, send)  # the route answers 401 itself
             return
@@ -146,16 +147,9 @@ class IdempotencyMiddleware:
             await send(start)
             await send({"type": "http.response.body", "body": bytes(chunks)})
 
-    async def _principal(self, scope: Scope, headers: dict[bytes, bytes]) -> str | None:
-        auth = headers.get(b"authorization", b"").decode(errors="replace")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return None
-        try:
-            principal = await scope["app"].state.authenticator.verify(token.strip())
-        except Problem:
-            return None
-        return str(principal.subject)
+    async def _principal(self, scope: Scope) -> str | None:
+        principal = await scope_principal(scope)
+        return None if principal is None else str(principal.subject)
 
     async def _claim(self, ctx: Any, table: Any, principal: str, key: str, digest: str) -> bool:
         """Insert the key as in-progress; take over a stale unfinished one. True if ours."""

@@ -78,12 +78,20 @@ def configure_logging(service: str, level: str = "INFO", json_logs: bool = True)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
+# On every answer, unless the route set the header itself. HSTS is left to the TLS-terminating
+# ingress (ingress-nginx sends it), since the services speak plain HTTP behind it.
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
+    # Answers carry personal data and region-scoped results: no shared or browser cache.
     (b"cache-control", b"no-store"),
+    (b"cross-origin-resource-policy", b"same-origin"),
 ]
+# A JSON (or image) answer runs nothing and embeds nothing. HTML pages (the /docs page loads
+# Swagger UI's script and styles) keep only the framing rule.
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+HTML_CSP = (b"content-security-policy", b"frame-ancestors 'none'")
 
 
 class RequestContextMiddleware:
@@ -114,9 +122,12 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                present = {k.lower() for k, _ in headers}
+                present = {k.lower(): v for k, v in headers}
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                if b"content-security-policy" not in present:
+                    html = present.get(b"content-type", b"").startswith(b"text/html")
+                    headers.append(HTML_CSP if html else API_CSP)
                 message["headers"] = headers
             await send(message)
 

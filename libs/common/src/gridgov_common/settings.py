@@ -48,6 +48,14 @@ class ServiceSettings(BaseSettings):
     outbox_replay_seconds: float = 3600.0
     consumer_max_attempts: int = 5
     idempotency_ttl_hours: int = 48
+    # Writes (POST/PUT/PATCH/DELETE) each caller may make per window, counted per replica in
+    # memory unless a shared store is set (see ratelimit.py); 0 disables the limit. Generous
+    # for people and devices (an offline phone may upload its whole queue at once); bulk
+    # callers hold an exempt role.
+    rate_limit_writes: int = 600
+    rate_limit_window_seconds: int = 60
+    rate_limit_exempt_roles: list[str] = ["service"]
+    rate_limit_storage_url: str = "memory://"
     log_level: str = "INFO"
     log_json: bool = True
     # FastAPI's built-in OpenTelemetry instrumentation (traces, metrics, logs to the globally
