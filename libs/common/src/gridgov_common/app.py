@@ -29,7 +29,9 @@ from .gridclient import GridClient
 from .idempotency import IdempotencyMiddleware
 from .inbox import Handler, InboxConsumer
 from .observability import RequestContextMiddleware, configure_logging, metrics_endpoint
+from .openapi import document_problems
 from .outbox import OutboxRelay, record
+from .requestguard import RequestGuard
 from .settings import ServiceSettings
 
 log = logging.getLogger("gridgov.app")
@@ -168,15 +170,23 @@ def create_app(defn: ServiceDefinition) -> FastAPI:
     )
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
-    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        max_body_bytes=max(settings.max_body_bytes, settings.max_upload_bytes),
+    )
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
     # Routes go straight onto the app's router, ahead of the docs pages. include_router would
     # wrap each router in a layer that re-resolves its routes on every request (~20 µs), and
     # routes are matched in order, so the API that is called at rate comes first. The routers
     # carry their own prefix and no router-level options, so nothing include_router adds is lost.
-    app.router.routes[:0] = [
-        route for router in (*defn.routers, _health_router()) for route in router.routes
-    ]
+    api_routes = [route for router in defn.routers for route in router.routes]
+    app.router.routes[:0] = [*api_routes, *_health_router().routes]
+    document_problems(app, api_routes)
     return app
 
 

@@ -43,6 +43,11 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = 500
     consumer_max_attempts: int = 5
     idempotency_ttl_hours: int = 48
+    # Request bodies past these sizes are refused with 413 before they are read: JSON (a
+    # boundary import of a whole street fits) and multipart uploads (services that take
+    # photos raise it).
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_upload_bytes: int = 8 * 1024 * 1024
     log_level: str = "INFO"
     log_json: bool = True
 
