@@ -39,7 +39,7 @@ WITH_BODY = {
     413: "The body is larger than this service accepts.",
     415: "The body's Content-Type is not one this operation accepts.",
 }
-POST_CALL = {400: "The `Idempotency-Key` header or the body is malformed."}
+POST_CALL = {400: "The `Idempotency-Key` header is malformed."}
 RETRY_AFTER = {429, 503}
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -122,8 +122,8 @@ def problem_statuses(route: APIRoute, method: str) -> dict[int, str]:
     statuses = dict(ANY_CALL)
     if method in WRITES:
         statuses.update(WRITE_CALL)
-    if method == "POST":
-        statuses.update(POST_CALL)
     if route.body_field is not None:
         statuses.update(WITH_BODY)
+    if method == "POST":
+        statuses[400] = " ".join(filter(None, (statuses.get(400), POST_CALL[400])))
     return dict(sorted(statuses.items()))
