@@ -95,7 +95,8 @@ async def test_hostile_bodies_are_answered_with_clear_4xx_problems(platform: Pla
             r = await http.post(path, json={"name": "a\\u0000b"})
             assert r.status_code == 422 and r.json()["type"] == P + "validation-error", r.text
 
-            # Still serving after all that.
+            # A path that is no route says where the API is; still serving after all that.
+            assert_problem(await http.get("/v1/../../etc/passwd"), 404, "not-found", "/docs")
             assert (await http.get("/healthz")).status_code == 200
 
 

@@ -161,9 +161,13 @@ async def test_malformed_and_bomb_photos_are_refused_with_what_to_fix(insp, city
     assert await _count(insp, Inspection) == 0
     photo_dir = Path(insp.ctx.settings.photo_dir)
     assert [p for p in photo_dir.rglob("*") if p.is_file()] == []  # nothing kept, not even temp
-    # The real photos these were cut from are accepted.
-    r = await submit(insp, submission(site, answers), [("a.jpg", whole), ("b.png", png)])
+    # The real photos these were cut from are accepted; a hostile file name is only a name.
+    r = await submit(
+        insp, submission(site, answers), [("../../../etc/passwd", whole), ("b.png", png)]
+    )
     assert r.status_code == 201, r.text
+    stored = sorted(p.name for p in photo_dir.rglob("*") if p.is_file())
+    assert stored == sorted(r.json()["photos"])  # content-addressed, inside the photo store
 
 
 async def test_reused_photo_is_rejected_across_inspections(insp, city):

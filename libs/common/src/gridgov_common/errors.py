@@ -156,6 +156,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 400 and exc.__cause__ is not None:
             # FastAPI could not parse the body; its own detail does not say why.
             slug, detail = "malformed-body", _unreadable_body(exc.__cause__)
+        elif detail in ("Not Found", "Method Not Allowed"):  # Starlette's routing, no route
+            detail = f"no {request.method} {request.url.path} here; the API is at /docs"
         return problem_response(
             Problem(exc.status_code, slug, detail, headers=dict(exc.headers or {})),
             request.url.path,
