@@ -35,6 +35,7 @@ import httpx
 
 from bench.harness import UvicornProcess, emit, http_get, http_load, log, run, terminate_on_sigterm
 from gridgov_common.auth import issue_token
+from gridgov_common.demo.photos import jpeg_around
 from gridgov_common.settings import ServiceSettings
 from gridgov_common.testing import Broker
 from gridgov_grid.fixtures import create_small_city
@@ -71,12 +72,7 @@ class Submissions(Sequence[bytes]):
             "answers": self.answers,
         }
         boundary = uuid.uuid4().hex
-        photo = (
-            b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
-            + uuid.uuid4().bytes
-            + os.urandom(34)
-            + (self.filler)
-        )
+        photo = jpeg_around(uuid.uuid4().bytes + os.urandom(34) + self.filler)
         payload = (
             (
                 f'--{boundary}\r\nContent-Disposition: form-data; name="inspection"\r\n\r\n'

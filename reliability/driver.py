@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from gridgov_common.auth import issue_token
+from gridgov_common.demo.photos import unique_jpeg
 from gridgov_common.settings import ServiceSettings
 from gridgov_common.testing import WebhookReceiver
 from gridgov_grid.fixtures import SmallCity, create_small_city
@@ -54,8 +55,8 @@ def department_token(dept: str) -> str:
 
 
 def jpeg() -> bytes:
-    """A unique small JPEG-signed payload (the service judges type by its magic bytes)."""
-    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(6 * 1024)
+    """A unique small JPEG-structured payload (the service checks type and structure)."""
+    return unique_jpeg(6 * 1024)
 
 
 def citizen_id(n: int) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import update
 
+from gridgov_common.demo.photos import unique_jpeg
 from gridgov_common.testing import eventually
 from gridgov_grid.fixtures import box
 from gridgov_inspection.models import Checkpoint
@@ -24,7 +25,7 @@ FIRST_STREET = {"police-xinan", "fire-baoan", "committee-haiyu"}
 
 
 def jpeg() -> bytes:
-    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(3000)
+    return unique_jpeg(3000)
 
 
 async def register_site(p: Platform, grid_code: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from gridgov_common.demo.photos import unique_jpeg
 from gridgov_common.testing import RunningService, token_for
 from gridgov_grid.fixtures import SmallCity, create_small_city
 
@@ -23,8 +24,8 @@ ZERO_KEY = "00" * 16
 
 
 def jpeg(size: int = 2000) -> bytes:
-    """A fresh JPEG-signature blob (unique bytes, so a unique SHA-256)."""
-    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(size)
+    """A fresh JPEG-structured file (unique bytes, so a unique SHA-256)."""
+    return unique_jpeg(size)
 
 
 @pytest.fixture

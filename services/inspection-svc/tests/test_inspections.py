@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select
 
+from gridgov_common.demo.photos import encode_png, gradient_photo, jpeg_around
 from gridgov_inspection.models import Inspection, Rejection
 
 from .conftest import (
@@ -118,6 +120,56 @@ async def test_fifty_megabyte_photo_is_413(insp, city):
     assert await _count(insp, Inspection) == 0
 
 
+async def test_malformed_and_bomb_photos_are_refused_with_what_to_fix(insp, city):
+    site = await make_site(insp, city)
+    answers = await answers_for(insp, "restaurant")
+    whole = jpeg(5000)
+    png = gradient_photo((10, 120, 200))
+    cases = [
+        ("cut-off JPEG", whole[: len(whole) // 2], 422, "photo-malformed", "cut off"),
+        ("JPEG without a frame", whole[:2] + whole[20 + 19 :], 422, "photo-malformed", "frame"),
+        ("cut-off PNG", png[:-30], 422, "photo-malformed", "cut off"),
+        # A few hundred bytes declaring 10^10 pixels: whatever decodes it later would need
+        # tens of gigabytes.
+        (
+            "PNG bomb",
+            encode_png(100_000, 100_000, b"", b"bomb"),
+            422,
+            "photo-too-many-pixels",
+            "100000 x 100000",
+        ),
+        (
+            "JPEG bomb",
+            jpeg_around(b"\x00" * 100, (65_000, 65_000)),
+            422,
+            "photo-too-many-pixels",
+            "",
+        ),
+        ("a zip named .jpg", b"PK\x03\x04" + bytes(500), 415, "not-an-image", "JPEG, PNG or HEIC"),
+    ]
+    for what, data, status, slug, words in cases:
+        async with insp.client(INSPECTOR) as http:
+            r = await http.post(
+                "/v1/inspections",
+                data={"inspection": json.dumps(submission(site, answers))},
+                files=[("photos", ("scene.jpg", data, "image/jpeg"))],  # claims to be a JPEG
+            )
+        assert r.status_code == status, (what, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["type"] == P + slug, (what, r.json())
+        assert words in r.json()["detail"] and "scene.jpg" in r.json()["detail"], r.json()
+    assert await _count(insp, Inspection) == 0
+    photo_dir = Path(insp.ctx.settings.photo_dir)
+    assert [p for p in photo_dir.rglob("*") if p.is_file()] == []  # nothing kept, not even temp
+    # The real photos these were cut from are accepted; a hostile file name is only a name.
+    r = await submit(
+        insp, submission(site, answers), [("../../../etc/passwd", whole), ("b.png", png)]
+    )
+    assert r.status_code == 201, r.text
+    stored = sorted(p.name for p in photo_dir.rglob("*") if p.is_file())
+    assert stored == sorted(r.json()["photos"])  # content-addressed, inside the photo store
+
+
 async def test_reused_photo_is_rejected_across_inspections(insp, city):
     a = await make_site(insp, city)
     b = await make_site(insp, city, venue_type="shop")
@@ -210,7 +262,7 @@ async def test_racing_submissions_cannot_share_a_photo_or_a_sun_counter(insp, ci
 async def test_photo_types_by_magic_bytes(insp, city):
     site = await make_site(insp, city)
     answers = await answers_for(insp, "restaurant")
-    png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(200))
+    png = gradient_photo((200, 80, 40))
     heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(range(100))
     r = await submit(insp, submission(site, answers), [("a.png", png), ("b.heic", heic)])
     assert r.status_code == 201, r.text

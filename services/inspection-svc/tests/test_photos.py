@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gridgov_common.demo.photos import encode_png, jpeg_around
 from gridgov_inspection.photos import (
     InvalidPhotoId,
     PhotoBackend,
@@ -17,8 +18,8 @@ from gridgov_inspection.photos import (
     detect_image_type,
 )
 
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 40
-PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 100
+JPEG = jpeg_around(bytes(range(256)) * 40)
+PNG = encode_png(2, 1, b"\x00" + bytes(6), b"test")
 
 
 def ftyp(major: bytes, *compatible: bytes) -> bytes:

@@ -18,7 +18,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import MetaData, delete
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,8 +32,10 @@ from .gridclient import GridClient
 from .idempotency import IdempotencyMiddleware
 from .inbox import Handler, InboxConsumer
 from .observability import RequestContextMiddleware, configure_logging, metrics_endpoint
+from .openapi import document_problems
 from .outbox import OutboxRelay, record
 from .ratelimit import WRITE_METHODS, RateLimitMiddleware
+from .requestguard import RequestGuard
 from .settings import ServiceSettings
 
 log = logging.getLogger("gridgov.app")
@@ -177,32 +178,25 @@ def create_app(defn: ServiceDefinition) -> FastAPI:
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
     app.add_middleware(WritePath, settings=settings)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
     # Routes go straight onto the app's router, ahead of the docs pages. include_router would
     # wrap each router in a layer that re-resolves its routes on every request (~20 µs), and
     # routes are matched in order, so the API that is called at rate comes first. The routers
     # carry their own prefix and no router-level options, so nothing include_router adds is lost.
-    app.router.routes[:0] = [
-        route for router in (*defn.routers, _health_router()) for route in router.routes
-    ]
-    if settings.rate_limit_writes > 0:
-        for route in app.router.routes:
-            if isinstance(route, APIRoute) and WRITE_METHODS.intersection(route.methods or ()):
-                route.responses.setdefault(429, RATE_LIMITED_RESPONSE)
+    api_routes = [route for router in defn.routers for route in router.routes]
+    app.router.routes[:0] = [*api_routes, *_health_router().routes]
+    document_problems(app, api_routes)
     return app
 
 
 def telemetry_config(enabled: bool) -> TelemetryConfig:
     """FastAPI's OpenTelemetry switches, all on or all off (``GRIDGOV_OTEL_ENABLED``)."""
     return {"tracing": enabled, "metrics": enabled, "logs": enabled, "operation_spans": enabled}
-
-
-RATE_LIMITED_RESPONSE: dict[str, Any] = {
-    "description": "Over the caller's write budget (problem+json `rate-limited`): nothing was "
-    "done; send it again after `Retry-After` seconds",
-    "content": {"application/problem+json": {}},
-    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
-}
 
 
 class WritePath:
@@ -214,7 +208,9 @@ class WritePath:
 
     def __init__(self, app: ASGIApp, settings: ServiceSettings) -> None:
         self.reads = app
-        writes: ASGIApp = IdempotencyMiddleware(app)
+        writes: ASGIApp = IdempotencyMiddleware(
+            app, max_body_bytes=max(settings.max_body_bytes, settings.max_upload_bytes)
+        )
         if settings.rate_limit_writes > 0:
             writes = RateLimitMiddleware(writes, settings)
         self.writes = writes

@@ -47,6 +47,10 @@ from sqlalchemy.orm import DeclarativeBase, Session
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for long-lived tables.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# The largest whole numbers an INTEGER and a BIGINT column hold on every supported database:
+# the bound of any number a request may send that is stored or compared in a query.
+INT_MAX = 2**31 - 1
+BIGINT_MAX = 2**63 - 1
 # Execution option marking a read-only connection (see Database.reader).
 READ_ONLY = "gridgov_read_only"
 

@@ -94,10 +94,13 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ())]
+        message = err.get("msg", "invalid")
+        if err.get("type") == "json_invalid" and err.get("ctx"):
+            message = f"not valid JSON ({err['ctx'].get('error')})"  # FastAPI says only "error"
         errors.append(
             {
                 "field": ".".join(loc),
-                "message": err.get("msg", "invalid"),
+                "message": message,
                 "code": err.get("type", "invalid"),
             }
         )
@@ -109,6 +112,24 @@ def database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
     return isinstance(exc, ConnectionError)
+
+
+def _unreadable_body(cause: BaseException) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return "the request body is not valid UTF-8: send JSON encoded as UTF-8"
+    if isinstance(cause, RecursionError):
+        return "the JSON body is nested too deeply to read: send a flatter document"
+    return "the request body could not be read: send a JSON document encoded as UTF-8"
+
+
+def unstorable_value(exc: BaseException) -> bool:
+    """A request value the database cannot hold: a whole number past its column's range
+    (SQLite raises OverflowError), text with a NUL character or any other SQLSTATE class 22
+    "data exception" (PostgreSQL). The caller's input, not a bug."""
+    if isinstance(exc, OverflowError):
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) if isinstance(exc, DBAPIError) else None
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -132,6 +153,11 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI could not parse the body; its own detail does not say why.
+            slug, detail = "malformed-body", _unreadable_body(exc.__cause__)
+        elif detail in ("Not Found", "Method Not Allowed"):  # Starlette's routing, no route
+            detail = f"no {request.method} {request.url.path} here; the API is at /docs"
         return problem_response(
             Problem(exc.status_code, slug, detail, headers=dict(exc.headers or {})),
             request.url.path,
@@ -151,6 +177,18 @@ def install_error_handlers(app: FastAPI) -> None:
                 ),
                 request.url.path,
             )
+        if unstorable_value(exc):
+            log.info("unstorable value: %r", exc, extra={"path": request.url.path})
+            return problem_response(
+                Problem(
+                    422,
+                    "value-not-storable",
+                    "a value in the request cannot be stored: whole numbers must lie within "
+                    "±2147483647, text must not contain NUL (\\u0000) characters and dates "
+                    "must lie within years 1-9999; correct it and retry",
+                ),
+                request.url.path,
+            )
         # Never a stack trace to the client: log it with the request id, answer a bare 500.
         log.exception("unhandled error", extra={"path": request.url.path})
         return problem_response(
@@ -162,3 +200,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
+    # Also answered inside the app (a handler for Exception runs only in the outermost layer,
+    # which then re-raises): a 422 or 503 for the caller's value or a database restart is
+    # not a crash to log with a traceback twice.
+    app.add_exception_handler(DBAPIError, on_unexpected)
+    app.add_exception_handler(OverflowError, on_unexpected)

@@ -3,7 +3,8 @@
 A handler is registered per event type. For each message the handler's writes and the inbox
 row (keyed by event id) commit in one transaction, so a redelivered event has no second
 effect. A message that keeps failing goes to ``<topic>.dlq.<group>`` with its error and the
-consumer moves on; one that cannot even be parsed goes there at once.
+consumer moves on; one that cannot even be parsed (not JSON, not a CloudEvent, an unknown
+type, a payload that does not match its type) goes there at once.
 """
 
 from __future__ import annotations
@@ -255,8 +256,12 @@ class InboxConsumer:
         except ValidationError as exc:
             raise PoisonMessage(_short(exc)) from exc
         spec = REGISTRY.get(evt.type)
-        if spec is None or evt.type not in self.handlers:
-            return evt, None
+        if spec is None:
+            # Not a type this build knows (a typo, or a producer ahead of us): kept in the
+            # DLQ to be seen and replayed, not silently skipped.
+            raise PoisonMessage(f"unknown event type {evt.type!r}")
+        if evt.type not in self.handlers:
+            return evt, None  # a known type this service does not consume
         try:
             return evt, spec.payload.model_validate(evt.data)
         except ValidationError as exc:

@@ -56,6 +56,11 @@ class ServiceSettings(BaseSettings):
     rate_limit_window_seconds: int = 60
     rate_limit_exempt_roles: list[str] = ["service"]
     rate_limit_storage_url: str = "memory://"
+    # Request bodies past these sizes are refused with 413 before they are read: JSON (a
+    # boundary import of a whole street fits) and multipart uploads (services that take
+    # photos raise it).
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_upload_bytes: int = 8 * 1024 * 1024
     log_level: str = "INFO"
     log_json: bool = True
     # FastAPI's built-in OpenTelemetry instrumentation (traces, metrics, logs to the globally

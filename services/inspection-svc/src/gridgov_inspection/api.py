@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 from sqlalchemy import select
 
 from gridgov_common.app import Ctx
 from gridgov_common.auth import CurrentPrincipal, Principal, require_roles
-from gridgov_common.db import region_filter, utcnow
-from gridgov_common.errors import Problem, invalid, not_found
+from gridgov_common.db import INT_MAX, region_filter, utcnow
+from gridgov_common.errors import Problem, not_found
 
 from . import catalogue, evaluation, hazards, inspections, venues
 from . import status as status_mod
@@ -95,7 +95,10 @@ async def add_venue_type(body: VenueTypeIn, ctx: Ctx, principal: Admin) -> Venue
     summary="Check items of a venue type (latest, or ?version=)",
 )
 async def get_template(
-    venue_type: str, ctx: Ctx, principal: CurrentPrincipal, version: int | None = None
+    venue_type: str,
+    ctx: Ctx,
+    principal: CurrentPrincipal,
+    version: Annotated[int | None, Query(ge=1, le=INT_MAX)] = None,
 ) -> TemplateOut:
     async with ctx.db.sessions() as session:
         if version is None:
@@ -262,12 +265,9 @@ async def submit_inspection(
     try:
         body = InspectionIn.model_validate_json(inspection)
     except ValidationError as exc:
-        errors = json.loads(exc.json(include_url=False, include_context=False, include_input=False))
-        first = errors[0] if errors else {}
-        loc = ".".join(str(p) for p in first.get("loc", ()))
-        raise invalid(
-            "validation-error", f"inspection.{loc}: {first.get('msg', 'invalid')}", errors=errors
-        ) from exc
+        # Reported like any other body field (the same problem shape and `errors[]`).
+        errors = [{**e, "loc": ("body", "inspection", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(errors) from None
     return await inspections.submit(ctx, principal, body, photos)
 
 

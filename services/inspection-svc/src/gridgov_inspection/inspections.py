@@ -28,7 +28,14 @@ from .models import (
     SpotCheck,
     Venue,
 )
-from .photos import PhotoStorageFull, PhotoStore, PhotoTooLarge, UnsupportedPhotoType
+from .photos import (
+    MalformedPhoto,
+    PhotoStorageFull,
+    PhotoStore,
+    PhotoTooLarge,
+    PhotoTooManyPixels,
+    UnsupportedPhotoType,
+)
 from .presence import PresenceError, ScanTimeError, check_presence, check_scan_time, distance_m
 from .schemas import InspectionIn, InspectionOut
 from .settings import Settings
@@ -48,7 +55,14 @@ PRESENCE_RULES = {
     "scan-time-invalid",
     "gps-too-far",
 }
-PHOTO_RULES = {"photo-required", "photo-reused", "photo-too-large", "not-an-image"}
+PHOTO_RULES = {
+    "photo-required",
+    "photo-reused",
+    "photo-too-large",
+    "not-an-image",
+    "photo-malformed",
+    "photo-too-many-pixels",
+}
 
 
 async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
@@ -161,7 +175,11 @@ async def store_photos(
     stored = []
     for upload in photos:
         try:
-            stored.append(await store.put_stream(_chunks(upload), settings.photo_max_bytes))
+            stored.append(
+                await store.put_stream(
+                    _chunks(upload), settings.photo_max_bytes, settings.photo_max_pixels
+                )
+            )
         except PhotoTooLarge as exc:
             raise Problem(
                 413,
@@ -174,6 +192,17 @@ async def store_photos(
                 415,
                 "not-an-image",
                 f"{upload.filename!r} is not a JPEG, PNG or HEIC image (judged by its content)",
+            ) from exc
+        except MalformedPhoto as exc:
+            raise invalid(
+                "photo-malformed",
+                f"photo {upload.filename!r} is not a whole image: {exc}; "
+                "send the file as the camera saved it",
+            ) from exc
+        except PhotoTooManyPixels as exc:
+            raise invalid(
+                "photo-too-many-pixels",
+                f"photo {upload.filename!r}: {exc}; send a smaller (resized) photo",
             ) from exc
         except PhotoStorageFull as exc:
             # 507 Insufficient Storage, not 503: the service is up and every other request

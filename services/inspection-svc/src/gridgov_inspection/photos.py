@@ -1,4 +1,10 @@
-"""Photo intake: magic-byte type detection and content-addressed storage."""
+"""Photo intake: magic-byte type detection, a structural check and content-addressed storage.
+
+The type is judged by content, never by the name or the declared Content-Type. A JPEG or PNG
+must also be whole (not cut off in transit) and declare sane dimensions: a few bytes can
+declare a picture of billions of pixels that would exhaust any viewer or thumbnailer that
+decodes it later. The check reads only the file's structure; pixels are never decoded.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +23,12 @@ from typing import BinaryIO, Protocol
 
 __all__ = [
     "InvalidPhotoId",
+    "MalformedPhoto",
     "PhotoBackend",
     "PhotoStorageFull",
     "PhotoStore",
     "PhotoTooLarge",
+    "PhotoTooManyPixels",
     "StoredPhoto",
     "UnsupportedPhotoType",
     "detect_image_type",
@@ -35,6 +43,9 @@ _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"mif1", b"msf1", 
 # AVIF shares the generic mif1/msf1 brands; it is not HEIC, so don't label it as such.
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
+# Above any photo that fits the byte limit (a 10 MB JPEG holds some 50 MP), far below the
+# billions a decoding bomb declares.
+MAX_PIXELS = 100_000_000
 
 
 class PhotoTooLarge(ValueError):
@@ -43,6 +54,14 @@ class PhotoTooLarge(ValueError):
 
 class UnsupportedPhotoType(ValueError):
     """The upload is not a JPEG, PNG or HEIC image (judged by content, not name)."""
+
+
+class MalformedPhoto(ValueError):
+    """The upload starts like a JPEG or PNG but is not a whole one (e.g. cut off)."""
+
+
+class PhotoTooManyPixels(ValueError):
+    """The image declares more pixels than the limit."""
 
 
 class InvalidPhotoId(ValueError):
@@ -94,7 +113,9 @@ def _validate_sha(sha256: str) -> str:
 
 # Storage seam: a local-disk store today; an S3 backend can implement the same two methods.
 class PhotoBackend(Protocol):
-    async def put_stream(self, chunks: AsyncIterator[bytes], max_bytes: int) -> StoredPhoto: ...
+    async def put_stream(
+        self, chunks: AsyncIterator[bytes], max_bytes: int, max_pixels: int = ...
+    ) -> StoredPhoto: ...
 
     def open(self, sha256: str) -> BinaryIO: ...
 
@@ -114,11 +135,14 @@ class PhotoStore:
         """Open a stored photo for reading; raises FileNotFoundError if absent."""
         return self.path(sha256).open("rb")
 
-    async def put_stream(self, chunks: AsyncIterator[bytes], max_bytes: int) -> StoredPhoto:
+    async def put_stream(
+        self, chunks: AsyncIterator[bytes], max_bytes: int, max_pixels: int = MAX_PIXELS
+    ) -> StoredPhoto:
         """Stream an upload to disk while hashing; store it under its SHA-256.
 
         Raises PhotoTooLarge as soon as ``max_bytes`` is exceeded, UnsupportedPhotoType
-        once the head is read and is not an image, PhotoStorageFull on ENOSPC. The temp
+        once the head is read and is not an image, MalformedPhoto or PhotoTooManyPixels
+        when a new photo fails the structural check, PhotoStorageFull on ENOSPC. The temp
         file is removed on every failure, so no partial photo is ever visible.
         """
         if max_bytes <= 0:
@@ -149,8 +173,10 @@ class PhotoStore:
                 f.flush()
                 sha = digest.hexdigest()
                 final = self.path(sha)
-                if not final.exists():
-                    await asyncio.to_thread(_fsync_and_rename, f.fileno(), tmp, final)
+                if not final.exists():  # else the same bytes were checked and stored before
+                    await asyncio.to_thread(
+                        _check_and_store, f.fileno(), tmp, final, content_type, max_pixels
+                    )
                     keep_tmp = True  # renamed: it is the final file now
             return StoredPhoto(sha256=sha, size=size, content_type=content_type)
         except OSError as exc:
@@ -176,6 +202,12 @@ def _discard(tmp: Path) -> None:
         tmp.unlink()
 
 
+def _check_and_store(fd: int, tmp: Path, final: Path, content_type: str, max_pixels: int) -> None:
+    with tmp.open("rb") as f:
+        check_structure(f, content_type, max_pixels)
+    _fsync_and_rename(fd, tmp, final)
+
+
 def _fsync_and_rename(fd: int, tmp: Path, final: Path) -> None:
     # Data must be durable before the name appears, or a crash could leave a torn photo.
     os.fsync(fd)
@@ -188,3 +220,98 @@ def _fsync_and_rename(fd: int, tmp: Path, final: Path) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+# --- structural check ----------------------------------------------------------------------
+
+
+def check_structure(f: BinaryIO, content_type: str, max_pixels: int) -> None:
+    """Raise MalformedPhoto unless ``f`` is a whole JPEG or PNG; PhotoTooManyPixels if it
+    declares more than ``max_pixels``. HEIC is taken on its type box alone."""
+    if content_type == "image/jpeg":
+        width, height = _jpeg_dimensions(f)
+    elif content_type == "image/png":
+        width, height = _png_dimensions(f)
+    else:
+        return
+    if width <= 0 or height <= 0:
+        raise MalformedPhoto(f"the image declares {width} x {height} pixels")
+    if width * height > max_pixels:
+        raise PhotoTooManyPixels(
+            f"the image declares {width} x {height} pixels, more than {max_pixels}"
+        )
+
+
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic), not DHT/JPG/DAC.
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers without a length field: TEM and the restart markers.
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+
+
+def _jpeg_dimensions(f: BinaryIO) -> tuple[int, int]:
+    """Walk the segments up to the first scan, then find the end-of-image marker."""
+    f.seek(2)  # past SOI
+    size: tuple[int, int] | None = None
+    while True:
+        marker = _next_marker(f)
+        if marker in _STANDALONE:
+            continue
+        if marker == 0xD9:
+            raise MalformedPhoto("the JPEG ends before its image data")
+        length = _read(f, 2, "JPEG")
+        (n,) = struct.unpack(">H", length)
+        if n < 2:
+            raise MalformedPhoto("a JPEG segment has an impossible length")
+        if marker in _SOF:
+            frame = _read(f, 5, "JPEG")
+            _precision, height, width = struct.unpack(">BHH", frame)
+            size = (width, height)
+            f.seek(n - 7, os.SEEK_CUR)
+        else:
+            f.seek(n - 2, os.SEEK_CUR)
+        if marker == 0xDA:  # start of scan: entropy-coded data follows
+            break
+    if size is None:
+        raise MalformedPhoto("the JPEG has no frame header (no dimensions)")
+    # Inside scan data a 0xFF byte is always followed by 0x00 or a restart marker, so the
+    # first FF D9 after the first scan is the end of the image; a cut-off file has none.
+    tail = b""
+    while block := f.read(1 << 16):
+        if b"\xff\xd9" in tail[-1:] + block:
+            return size
+        tail = block
+    raise MalformedPhoto("the JPEG is cut off (no end-of-image marker)")
+
+
+def _next_marker(f: BinaryIO) -> int:
+    if _read(f, 1, "JPEG") != b"\xff":
+        raise MalformedPhoto("the JPEG's segments are corrupt")
+    marker = b"\xff"
+    while marker == b"\xff":  # fill bytes may precede a marker
+        marker = _read(f, 1, "JPEG")
+    return marker[0]
+
+
+def _png_dimensions(f: BinaryIO) -> tuple[int, int]:
+    """Read IHDR, then walk the chunks (without reading their data) to IEND."""
+    f.seek(8)  # past the signature
+    header = _read(f, 8 + 13, "PNG")
+    length, kind, width, height = struct.unpack(">I4sII", header[:16])
+    if kind != b"IHDR" or length != 13:
+        raise MalformedPhoto("the PNG does not start with its header chunk")
+    end = f.seek(0, os.SEEK_END)
+    f.seek(8 + 8 + 13 + 4)  # past IHDR and its CRC
+    while True:
+        length, kind = struct.unpack(">I4s", _read(f, 8, "PNG"))
+        if f.tell() + length + 4 > end:
+            raise MalformedPhoto("the PNG is cut off (a chunk runs past the end of the file)")
+        if kind == b"IEND":
+            return width, height
+        f.seek(length + 4, os.SEEK_CUR)
+
+
+def _read(f: BinaryIO, n: int, kind: str) -> bytes:
+    data = f.read(n)
+    if len(data) < n:
+        raise MalformedPhoto(f"the {kind} is cut off")
+    return data

@@ -8,6 +8,8 @@ from pydantic import SecretStr
 
 from gridgov_common.settings import VAR_DIR, ServiceSettings
 
+from .photos import MAX_PIXELS
+
 
 class Settings(ServiceSettings):
     service_name: str = "inspection-svc"
@@ -15,7 +17,11 @@ class Settings(ServiceSettings):
     # Photos: content-addressed under this directory; larger uploads are refused with 413.
     photo_dir: str = str(VAR_DIR / "photos")
     photo_max_bytes: int = 10 * 1024 * 1024
+    # A JPEG or PNG that declares more pixels than this is refused (422).
+    photo_max_pixels: int = MAX_PIXELS
     max_photos: int = 10
+    # One inspection upload: its photos at their largest plus the form.
+    max_upload_bytes: int = 10 * 10 * 1024 * 1024 + 1024 * 1024
 
     # Proof of presence (each rule configurable).
     presence_radius_m: float = 50.0

@@ -17,7 +17,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from gridgov_common.app import Ctx
 from gridgov_common.auth import CurrentPrincipal, Principal, require_roles
-from gridgov_common.db import region_filter, utcnow
+from gridgov_common.db import BIGINT_MAX, region_filter, utcnow
 from gridgov_common.errors import Problem, invalid, not_found
 
 from . import departments as deps
@@ -47,6 +47,8 @@ Reader = Annotated[
 ]
 DeptUser = Annotated[Principal, Depends(require_roles("admin", "department"))]
 Limit = Annotated[int, Query(ge=1, le=500)]
+# A region code (district to grid); a filter on anything else matches nothing by accident.
+RegionCode = Annotated[str, Query(pattern=r"^[0-9]{6,15}$")]
 
 
 class KnownRegionOut(BaseModel):
@@ -166,7 +168,7 @@ async def list_departments(
     ctx: Ctx,
     principal: Reader,
     type: str | None = None,
-    covering: str | None = None,
+    covering: RegionCode | None = None,
     cursor: str | None = None,
     limit: Limit = 100,
 ) -> Page:
@@ -307,19 +309,21 @@ async def department_stream(
     principal: Reader,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     after: int | None = Query(
-        default=None, description="resume after this event id (as Last-Event-ID)"
+        default=None,
+        ge=0,
+        le=BIGINT_MAX,
+        description="resume after this event id (as Last-Event-ID)",
     ),
 ) -> EventSourceResponse:
     async with ctx.db.sessions() as session:
         ensure_can_see_department(principal, await session.get(Department, dept_id), dept_id)
     start = after if after is not None else 0
     if last_event_id:
-        try:
-            start = int(last_event_id)
-        except ValueError as exc:
+        if not (last_event_id.isdecimal() and int(last_event_id) <= BIGINT_MAX):
             raise invalid(
                 "invalid-last-event-id", "Last-Event-ID must be an event id from this stream"
-            ) from exc
+            )
+        start = int(last_event_id)
     poll = getattr(ctx.settings, "sse_poll_seconds", 0.25)
 
     async def events() -> AsyncIterator[dict[str, Any]]:
@@ -569,7 +573,7 @@ async def close_dispatch(dispatch_id: str, ctx: Ctx, principal: DeptUser) -> dic
 async def list_cases(
     ctx: Ctx,
     principal: Reader,
-    grid_code: str | None = None,
+    grid_code: RegionCode | None = None,
     source_subject: str | None = None,
     source_event_id: str | None = None,
     cursor: str | None = None,
@@ -628,7 +632,7 @@ async def get_case(case_id: str, ctx: Ctx, principal: Reader) -> dict[str, Any]:
 async def list_unrouted(
     ctx: Ctx,
     principal: Annotated[Principal, Depends(require_roles("admin", "grid_admin", "viewer"))],
-    cursor: int | None = None,
+    cursor: Annotated[int | None, Query(ge=0, le=BIGINT_MAX)] = None,
     limit: Limit = 100,
 ) -> Page:
     async with ctx.db.sessions() as session:

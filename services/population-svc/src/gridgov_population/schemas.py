@@ -154,7 +154,7 @@ class HouseCreate(Strict):
     owner_id_number: str | None = None
     owner_phone: str | None = Field(default=None, max_length=20)
     floor_area_m2: float = Field(gt=0, le=1_000_000)
-    floor: int | None = None
+    floor: int | None = Field(default=None, ge=-10, le=300)
     layout: str | None = Field(default=None, max_length=60)
     use: HouseUse
     rental_status: Literal["rented", "vacant", "self_occupied"] = "rented"
@@ -420,7 +420,7 @@ class QuotaIn(Strict):
     year: int = Field(ge=2000, le=2100)
     town_code: str = Field(pattern=r"^[0-9]{9}$")
     purpose: Purpose
-    quota: int = Field(ge=0)
+    quota: int = Field(ge=0, le=10_000_000)
 
 
 class PointsApply(Strict):
