@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -38,6 +38,8 @@ from .schemas import (
 router = APIRouter(prefix="/v1")
 GridAdmin = Annotated[Principal, Depends(require_roles("admin", "grid_admin"))]
 Code = Annotated[str, Query(pattern=CODE_PATTERN)]
+# A region code in the path: malformed is a 422, before any scope or existence check.
+PathCode = Annotated[str, Path(pattern=CODE_PATTERN)]
 Q = TypeVar("Q", bound=BaseModel)
 
 
@@ -166,7 +168,7 @@ async def list_regions(
 
 
 @router.get("/regions/{code}", response_model=RegionOut, tags=["regions"])
-async def get_region(code: str, ctx: Ctx, principal: CurrentPrincipal) -> RegionOut:
+async def get_region(code: PathCode, ctx: Ctx, principal: CurrentPrincipal) -> RegionOut:
     return await regions.get(ctx, code)
 
 
@@ -176,7 +178,9 @@ async def get_region(code: str, ctx: Ctx, principal: CurrentPrincipal) -> Region
     tags=["regions"],
     summary="Change name, class, estimates or boundary (publishes the full new state)",
 )
-async def update_region(code: str, body: RegionUpdate, ctx: Ctx, principal: GridAdmin) -> RegionOut:
+async def update_region(
+    code: PathCode, body: RegionUpdate, ctx: Ctx, principal: GridAdmin
+) -> RegionOut:
     return await regions.update(ctx, principal, code, body)
 
 
@@ -186,7 +190,9 @@ async def update_region(code: str, body: RegionUpdate, ctx: Ctx, principal: Grid
     tags=["regions"],
     summary="Retire a region; its code is kept and never reused",
 )
-async def retire_region(code: str, body: RegionRetire, ctx: Ctx, principal: GridAdmin) -> RegionOut:
+async def retire_region(
+    code: PathCode, body: RegionRetire, ctx: Ctx, principal: GridAdmin
+) -> RegionOut:
     async with ctx.db.transaction() as session:
         region = await regions.retire(session, ctx, principal, code, body.replaced_by)
         out = regions.region_out(region, await regions.ancestors_of(session, region))
@@ -201,7 +207,9 @@ async def retire_region(code: str, body: RegionRetire, ctx: Ctx, principal: Grid
     status_code=status.HTTP_201_CREATED,
     summary="Split a grid: retire it and create its successors in one step",
 )
-async def split_grid(code: str, body: GridSplit, ctx: Ctx, principal: GridAdmin) -> list[RegionOut]:
+async def split_grid(
+    code: PathCode, body: GridSplit, ctx: Ctx, principal: GridAdmin
+) -> list[RegionOut]:
     return await exchange.split_grid(ctx, principal, code, body)
 
 
@@ -210,7 +218,7 @@ async def split_grid(code: str, body: GridSplit, ctx: Ctx, principal: GridAdmin)
     tags=["regions"],
     summary="Uncovered part of a region (GeoJSON gap report)",
 )
-async def coverage(code: str, ctx: Ctx, principal: CurrentPrincipal) -> dict[str, Any]:
+async def coverage(code: PathCode, ctx: Ctx, principal: CurrentPrincipal) -> dict[str, Any]:
     return await regions.coverage_gaps(ctx, code)
 
 
@@ -220,7 +228,7 @@ async def coverage(code: str, ctx: Ctx, principal: CurrentPrincipal) -> dict[str
     summary="A subtree as a GeoJSON FeatureCollection for a web map",
 )
 async def export(
-    code: str, ctx: Ctx, principal: CurrentPrincipal, include_retired: bool = False
+    code: PathCode, ctx: Ctx, principal: CurrentPrincipal, include_retired: bool = False
 ) -> dict[str, Any]:
     return await exchange.export_subtree(ctx, code, include_retired)
 
@@ -243,13 +251,15 @@ async def import_regions(
     status_code=status.HTTP_201_CREATED,
     summary="Assign a grid member (网格员)",
 )
-async def assign_member(code: str, body: MemberCreate, ctx: Ctx, principal: GridAdmin) -> MemberOut:
+async def assign_member(
+    code: PathCode, body: MemberCreate, ctx: Ctx, principal: GridAdmin
+) -> MemberOut:
     return await members.assign(ctx, principal, code, body)
 
 
 @router.get("/grids/{code}/members", response_model=list[MemberOut], tags=["members"])
 async def list_members(
-    code: str, ctx: Ctx, principal: CurrentPrincipal, include_ended: bool = False
+    code: PathCode, ctx: Ctx, principal: CurrentPrincipal, include_ended: bool = False
 ) -> list[MemberOut]:
     return await members.list_for_grid(ctx, principal, code, include_ended)
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,6 +49,8 @@ DeptUser = Annotated[Principal, Depends(require_roles("admin", "department"))]
 Limit = Annotated[int, Query(ge=1, le=500)]
 # A region code (district to grid); a filter on anything else matches nothing by accident.
 RegionCode = Annotated[str, Query(pattern=r"^[0-9]{6,15}$")]
+# In the path: malformed is a 422, before any scope or existence check.
+PathRegionCode = Annotated[str, Path(pattern=r"^[0-9]{6,15}$")]
 
 
 class KnownRegionOut(BaseModel):
@@ -67,7 +69,9 @@ class KnownRegionOut(BaseModel):
     tags=["regions"],
     summary="A region as notify-svc's read model knows it (from grid.v1)",
 )
-async def get_known_region(code: str, ctx: Ctx, principal: CurrentPrincipal) -> KnownRegionOut:
+async def get_known_region(
+    code: PathRegionCode, ctx: Ctx, principal: CurrentPrincipal
+) -> KnownRegionOut:
     principal.ensure_covers(code)  # a region code the caller names: 403 whether it exists or not
     async with ctx.db.sessions() as session:
         region = await session.get(KnownRegion, code)
