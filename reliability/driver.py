@@ -475,7 +475,8 @@ class Driver:
 
 
 def _slug(r: httpx.Response) -> str | None:
+    """The problem's slug: ``urn:gridgov:problem:SLUG`` (or a URL ending in ``/SLUG``)."""
     with contextlib.suppress(ValueError, AttributeError):
-        kind = r.json().get("type")
-        return str(kind).rstrip("/").rsplit("/", 1)[-1] if kind else None
+        kind = str(r.json().get("type") or "").rstrip("/")
+        return kind.replace("/", ":").rsplit(":", 1)[-1] or None
     return None
