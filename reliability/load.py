@@ -519,7 +519,10 @@ def _print(s: dict[str, Any]) -> None:
     else:
         print("  degrades first: not reached at the highest step")
     if s["throttled_429"]:
-        print(f"  {s['throttled_429']} answers were 429 (rate limited): see docs/reliability.md")
+        print(
+            f"  {s['throttled_429']} answers were 429 (over a caller's write budget); the services"
+            " take GRIDGOV_RATE_LIMIT_* from this environment (docs/reliability.md)"
+        )
     print(
         f"  reconciled: {s['checked']}; lost {s['lost']}, duplicated {s['duplicated']}, "
         f"unexpected 5xx {s['unexpected_5xx'] or 0}; load average {s['load_average']}"
