@@ -31,7 +31,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability", description=__doc__)
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=", ".join(MODULES))
-    parser.add_argument("--quick", action="store_true", help="the CI profile (~6 minutes on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="the CI profile (~6 min on 2 cores)")
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument(
         "--tolerate-broker-loss",

@@ -4,9 +4,10 @@ An open-loop generator: each request is due at a time fixed by the step's rate, 
 platform does, and its latency runs from that due time to the answer, so a request that
 waited for one of the ``max_in_flight`` slots counts the wait (coordinated omission does not
 hide queueing). Bounded: ``step_seconds`` per step, ``max_requests`` scheduled in all, each
-request given up after ``timeout`` (queued or in flight); loopback only (the driver refuses
-anything else). The requests are the faults driver's own builders (``reliability/driver.py``),
-sent once each (no retry: what is measured is what one attempt got).
+request given up after ``timeout`` (queued or in flight), and the full profile stops
+stepping up at the first saturated step; loopback only (the driver refuses anything else).
+The requests are the faults driver's own builders (``reliability/driver.py``), sent once
+each (no retry: what is measured is what one attempt got).
 
 The mix, per 40 requests, as a day of the mobile apps has it (docs/reliability.md): 16 locates,
 10 checkpoint inspections with a photo, 2 hazard reports (failing inspections, which reach
@@ -16,9 +17,10 @@ and the 6 acknowledgements the two hazards' 3 + 3 dispatches get from their depa
 Per step and per operation: offered and achieved rate, p50/p95/p99, errors (any answer but a
 2xx, no answer, or given up). The **sustained rate** is the highest step, counting up from
 the first, whose overall p99 <= 300 ms with no errors; **degrades first** is the operation
-whose p99 crosses 300 ms (or that errs) at the lowest step. Afterwards the reconciliation of
-the faults suite checks every accepted write; the run fails on an unexpected 5xx, a lost or a
-duplicated write, never on latency (the figures are reported, not gated: CI shares its CPU).
+over 300 ms (or erring) from the lowest step on, in every later step too. Afterwards the
+reconciliation of the faults suite checks every accepted write; the run fails on an
+unexpected 5xx, a lost or a duplicated write, never on latency (the figures are reported,
+not gated: CI shares its CPU).
 """
 
 from __future__ import annotations
