@@ -64,8 +64,8 @@ format: env
 bench: env ## benchmarks, each printing JSON
 	$(BIN)/python -m bench
 
-# RELIABILITY_ARGS: e.g. --quick, --database postgres (a private cluster of its own).
-reliability: env ## fault injection under load, reconciled; exits non-zero if anything is lost or duplicated
+# RELIABILITY_ARGS: e.g. --quick, --database postgres (a private cluster of its own), load (one module).
+reliability: env ## faults injected, then the load stepped up; reconciled; exits non-zero if anything is lost or duplicated
 	$(BIN)/python -m reliability $(RELIABILITY_ARGS)
 
 schemas: env ## regenerate the event JSON Schemas under docs/events/

@@ -472,11 +472,11 @@ def bench_http(
         "gridgov_grid.main:app", env=env, log_path=tmp / "grid-svc.log", ready_timeout=300
     )
     stack.callback(grid.stop)
-    grid.start()
+    grid.start().wait_ready()
     log(f"grid-svc ready on :{grid.port} after {grid.startup_s:.1f}s; starting the bare app…")
     bare = UvicornProcess("bench.bare_app:app", log_path=tmp / "bare.log")
     stack.callback(bare.stop)
-    bare.start()
+    bare.start().wait_ready()
 
     sample = 200
     mismatches = run(check_answers(grid.url, token, xs[:sample], ys[:sample], answers[:sample]))

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.client
 import json
 import math
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -25,6 +22,8 @@ from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from gridgov_common import embedded
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository root (holds bench/)
 LOOPBACK = "127.0.0.1"
@@ -114,12 +113,6 @@ def rss_bytes(pid: int | str = "self") -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """asyncio.run on uvloop when it is installed (it is what the servers run on, too)."""
     try:
@@ -144,11 +137,12 @@ def terminate_on_sigterm() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-class UvicornProcess:
+class UvicornProcess(embedded.UvicornProcess):
     """``with UvicornProcess("pkg.mod:app", env={...}) as server: ... server.port``.
 
-    Starts ``python -m uvicorn`` on a free loopback port with :data:`UVICORN_OPTIONS`, waits
-    until ``ready_path`` answers 200, and stops the process (TERM, then KILL) on exit.
+    The shared child-process server (:class:`gridgov_common.embedded.UvicornProcess`) with
+    :data:`UVICORN_OPTIONS` and the repository root as app dir (for ``bench.bare_app``):
+    ready on entry (or after ``start().wait_ready()``), stopped (TERM, then KILL) on exit.
     """
 
     def __init__(
@@ -162,110 +156,19 @@ class UvicornProcess:
         app_dir: Path = ROOT,
         options: Sequence[str] = UVICORN_OPTIONS,
     ) -> None:
-        self.app = app
-        self.env = {**os.environ, **(env or {})}
-        self.ready_path = ready_path
-        self.ready_timeout = ready_timeout
-        self.log_path = log_path
-        self.app_dir = app_dir
-        self.options = tuple(options)
-        self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self.startup_s = math.nan
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def start(self) -> UvicornProcess:
-        self.port = free_port()
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        started = time.monotonic()
-        try:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    self.app,
-                    "--host",
-                    LOOPBACK,
-                    "--port",
-                    str(self.port),
-                    "--app-dir",
-                    str(self.app_dir),
-                    *self.options,
-                ],
-                env=self.env,
-                cwd=self.app_dir,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            if self.log_path:
-                out.close()  # type: ignore[union-attr]
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_s = time.monotonic() - started
-        return self
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.ready_timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.app} exited with code {self.process.returncode} during start-up"
-                    f"{self._log_tail()}"
-                )
-            conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=5)
-            try:
-                conn.request("GET", self.ready_path)
-                response = conn.getresponse()
-                body = response.read()
-                if response.status == 200:
-                    return
-                last = f"{response.status} {body[:200]!r}"
-            except OSError as exc:
-                last = repr(exc)
-            finally:
-                conn.close()
-            time.sleep(0.2)
-        raise TimeoutError(
-            f"{self.app} not ready after {self.ready_timeout:.0f}s ({last}){self._log_tail()}"
+        super().__init__(
+            app,
+            env=env,
+            cwd=app_dir,
+            log_path=log_path,
+            options=("--app-dir", str(app_dir), *options),
+            ready_path=ready_path,
+            ready_timeout=ready_timeout,
         )
-
-    def _log_tail(self, lines: int = 30) -> str:
-        if not self.log_path or not self.log_path.exists():
-            return ""
-        tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
-        return "\n--- server log (tail) ---\n" + "\n".join(tail)
 
     def rss_bytes(self) -> int:
         assert self.process is not None
         return rss_bytes(self.process.pid)
-
-    def stop(self) -> None:
-        proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def __enter__(self) -> UvicornProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,16 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
-from gridgov_common.embedded import Broker, free_port, wait_for_port
+from gridgov_common.embedded import Broker, UvicornProcess, free_port, wait_for_port
 
 SERVICES = {
     "grid-svc": "gridgov_grid.main:app",
@@ -31,64 +27,14 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PHOTO_FS_BYTES = 64 * 1024 * 1024
 
 
-@dataclass
-class Service:
-    name: str
-    target: str
-    port: int
-    env: dict[str, str]
-    cwd: Path
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
+class Service(UvicornProcess):
+    """One of the four services, under the name the tables print."""
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "uvicorn", self.target, "--host", "127.0.0.1"),
-                    *("--port", str(self.port), "--no-access-log", "--log-level", "warning"),
-                ],
-                env=self.env,
-                cwd=self.cwd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def kill9(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def ready(self) -> bool:
-        with contextlib.suppress(httpx.HTTPError):
-            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
-        return False
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited during start-up; see {self.log}")
-            if self.ready():
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.name} not ready after {timeout:.0f}s; see {self.log}")
+    def __init__(
+        self, name: str, target: str, port: int, env: dict[str, str], cwd: Path, log: Path
+    ) -> None:
+        super().__init__(target, port=port, env=env, cwd=cwd, log_path=log)
+        self.name = name
 
 
 class PrivatePostgres:

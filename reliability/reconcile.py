@@ -10,7 +10,8 @@ the public APIs only.
 - every event consumed exactly once in effect: each accepted hazard has its case and its three
   dispatches in notify-svc and is at least "dispatched" in inspection-svc; each accepted
   acknowledgement moved its hazard on to "acknowledged" (or later);
-- every dispatch is delivered (its receiver has it) or visibly failed (``failed_at``).
+- every dispatch is delivered (its receiver has it, and the dispatch says so with its
+  ``delivered_at``) or visibly failed (``failed_at``).
 
 A finding is attributed to the phase in which its write was started.
 """
@@ -78,11 +79,17 @@ class Reconciler:
         dispatch is delivered or failed, and acks keep flowing. Returns the seconds taken."""
         start = time.monotonic()
         expected = len(self.accepted("hazard")) * len(DEPARTMENTS)
-        while time.monotonic() - start < timeout:
+        while True:
             self.d.ack_new_deliveries()
             dispatches = await self._all("notify", "/v1/dispatches")
             open_ = [x for x in dispatches if not (x["delivered_at"] or x["failed_at"])]
             if len(dispatches) >= expected and not open_ and not self.d.in_flight:
+                break
+            if time.monotonic() - start > timeout:
+                print(
+                    f"  not quiet after {timeout:g}s: {len(dispatches)} of {expected} dispatches, "
+                    f"{len(open_)} neither delivered nor failed, {self.d.in_flight} in flight"
+                )
                 break
             await asyncio.sleep(1.0)
         await self.d.settle(self.d.write_deadline)
@@ -188,6 +195,8 @@ class Reconciler:
                     self._find(w, "duplicated", f"dispatch {x['id']} delivered as two webhooks")
                 if not delivered[x["id"]] and not x["failed_at"]:
                     self._find(w, "lost", f"dispatch {x['id']} neither delivered nor failed")
+                if delivered[x["id"]] and not x["delivered_at"]:
+                    self._find(w, "lost", f"dispatch {x['id']} delivered, but not recorded so")
             state = h.json()["state"]
             want = "acknowledged" if any(x["id"] in acked for x in mine) else "dispatched"
             if (

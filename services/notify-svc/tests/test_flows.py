@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from types import SimpleNamespace
 
+import httpx
+from fastapi import FastAPI, Request, Response
 from sqlalchemy import func, select, update
 from standardwebhooks import Webhook
 
 from gridgov_common.db import utcnow
+from gridgov_common.embedded import free_port
 from gridgov_common.events.population import SpecialGroupFlagged
-from gridgov_common.testing import eventually, token_for
+from gridgov_common.testing import eventually, serve, token_for
 from gridgov_notify.escalation import calendar_of, escalate_due
 from gridgov_notify.models import Dispatch, DispatchLog
 
@@ -675,3 +679,45 @@ async def test_feedback_not_in_sla_escalates_too(launch, publisher):
         parent = await dispatches_of(http, department_id="district-fire")
         assert parent[0]["why"]["escalated_from"] == fire["id"]
         assert "fed back" in parent[0]["why"]["reason"]
+
+
+async def test_acknowledged_from_inside_its_webhook_still_shows_delivered(launch, publisher):
+    """A department's system that acknowledges from its webhook handler, before answering
+    200, always beats the delivery worker to the dispatch: it must still say when it was
+    delivered (the reliability suite's load run found these with no ``delivered_at``)."""
+    notify_url: list[str] = []
+    acks: list[int] = []
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def hook(request: Request) -> Response:
+        dispatch_id = (await request.json())["dispatch"]["id"]
+        async with httpx.AsyncClient(base_url=notify_url[0], timeout=10) as c:
+            r = await c.post(
+                f"/v1/dispatches/{dispatch_id}/ack",
+                headers={"Authorization": f"Bearer {dept_token('committee-a')}"},
+            )
+        acks.append(r.status_code)
+        return Response(status_code=200)
+
+    port = free_port()
+    receiver = SimpleNamespace(url=f"http://127.0.0.1:{port}/hook", secret=new_secret())
+    async with (
+        serve(app, port=port),
+        launch("notify", **FAST) as notify,
+        notify.client(ADMIN) as http,
+    ):
+        notify_url.append(notify.url)
+        await make_department(
+            http, "committee-a", "community_committee", ["440306001001"], receiver=receiver
+        )
+        await publisher.region(GRID, "key")
+        await publisher.hazard(GRID, "general", "hz-auto-ack")
+
+        async def recorded():
+            items = await dispatches_of(http)
+            return items[0] if items and items[0]["delivered_at"] else None
+
+        dispatch = await eventually(recorded, timeout=20)
+        assert acks == [200]
+        assert dispatch["state"] == "acknowledged" and dispatch["acknowledged_at"]

@@ -404,7 +404,7 @@ async def mark_delivered(
 ) -> int:
     """pending → delivered for the dispatches of these deliveries that have succeeded, all at
     once (compare-and-set on the state, as :func:`move`), with their log rows and notify.v1
-    events; returns how many moved."""
+    events; returns how many moved. Every one of them gets its ``delivered_at``."""
     if not delivery_ids:
         return 0
     succeeded = (
@@ -422,6 +422,14 @@ async def mark_delivered(
                 .execution_options(synchronize_session=False)
             )
         ).all()
+    )
+    # A department's system may acknowledge the moment it has the webhook, before the 200 is
+    # recorded here: that dispatch has moved on from pending, but it was delivered all the same.
+    await session.execute(
+        update(Dispatch)
+        .where(Dispatch.id.in_(succeeded), Dispatch.delivered_at.is_(None))
+        .values(delivered_at=now)
+        .execution_options(synchronize_session=False)
     )
     if not moved:
         return 0
