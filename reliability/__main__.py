@@ -33,11 +33,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=", ".join(MODULES))
     parser.add_argument("--quick", action="store_true", help="the CI profile (~6 min on 2 cores)")
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument(
-        "--tolerate-broker-loss",
-        action="store_true",
-        help="report, but do not fail on, events lost by restarting the memory-only broker",
-    )
     parser.add_argument("--module", choices=sorted(MODULES), action="append")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)

@@ -10,7 +10,8 @@ started, receiver healthy, space freed, database started) until the platform wor
 again: the affected part is back (the service's ``/readyz``; for the broker and the database,
 every service's; for the receiver, its next accepted delivery; for the photo disk, the next
 inspection accepted) and a hazard reported after the removal has reached notify-svc as a case.
-The broker goes last: the embedded broker keeps nothing, and what follows its restart shows it.
+The broker goes last: the embedded broker keeps nothing, so its restart is the hardest test of
+the outbox audit, which must send again everything the broker lost.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class Suite:
             if self.platform.postgres:
                 await self._fault("database crash/restart", *self._database())
                 await self._steady()
-            # Last: the memory-only broker forgets what it held, and what follows shows it.
+            # Last: the memory-only broker forgets what it held; the outboxes must send it again.
             await self._fault(BROKER, *self._broker())
         finally:
             stop.set()
@@ -167,7 +168,7 @@ class Suite:
         async def inject(run: FaultRun) -> None:
             await asyncio.to_thread(self.platform.restart_broker, self.profile.broker_down_seconds)
             run.removed = time.monotonic()
-            run.note = f"down {self.profile.broker_down_seconds:g}s; embedded Tansu is memory-only"
+            run.note = f"down {self.profile.broker_down_seconds:g}s; restarted empty"
 
         return inject, self._all_ready
 
