@@ -38,6 +38,7 @@ import jwt
 from sqlalchemy import update
 
 from gridgov_common.auth import ROLES
+from gridgov_common.demo.photos import unique_jpeg
 from gridgov_common.settings import ServiceSettings
 from gridgov_common.testing import eventually, token_for
 from gridgov_grid.fixtures import box
@@ -369,7 +370,7 @@ def citizen_id(seq: int) -> str:
 
 
 def jpeg() -> bytes:
-    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(2000)
+    return unique_jpeg(2000)
 
 
 def tag() -> str:

@@ -22,6 +22,7 @@ import os
 from datetime import UTC, date, datetime
 from typing import Any
 
+from gridgov_common.demo.photos import unique_jpeg
 from gridgov_common.testing import eventually
 from gridgov_population.citizen_id import check_char
 
@@ -221,7 +222,7 @@ async def inspect_venue(p: Platform) -> None:
             for n, i in enumerate(items)
         ],
     }
-    photo = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(3000)
+    photo = unique_jpeg(3000)
     async with p.inspection.client(INSPECTOR) as http:
         r = await http.post(
             "/v1/inspections",

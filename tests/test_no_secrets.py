@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from gridgov_common.demo.photos import unique_jpeg
 from gridgov_common.demo.venues import sun_message
 from gridgov_common.testing import RunningService, eventually
 from gridgov_notify.webhooks import decode_secret, generate_secret
@@ -90,7 +91,7 @@ async def inspect_with_tag(p: Platform, site: dict[str, Any], key: str) -> httpx
             for i, c in enumerate(site["items"])
         ],
     }
-    photo = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(3000)
+    photo = unique_jpeg(3000)
     async with p.inspection.client(INSPECTOR) as http:
         r = await http.post(
             "/v1/inspections",
