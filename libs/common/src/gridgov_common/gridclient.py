@@ -51,14 +51,20 @@ class GridClient:
         await self._http.aclose()
 
     async def locate(self, lon: float, lat: float, crs: str = "wgs84") -> Location:
-        try:
-            r = await self._http.get(
-                self._settings.grid_svc_url.rstrip("/") + "/v1/locate",
-                params={"lon": lon, "lat": lat, "crs": crs},
-                headers={"Authorization": f"Bearer {service_token(self._settings)}"},
-            )
-        except httpx.HTTPError as exc:
-            raise _unavailable(type(exc).__name__) from None
+        url = self._settings.grid_svc_url.rstrip("/") + "/v1/locate"
+        params: dict[str, str | float] = {"lon": lon, "lat": lat, "crs": crs}
+        headers = {"Authorization": f"Bearer {service_token(self._settings)}"}
+        for attempt in (1, 2):
+            try:
+                r = await self._http.get(url, params=params, headers=headers)
+                break
+            except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                # A pooled connection grid-svc closed as idle just as it was reused: the
+                # request never ran, and a lookup is safe to send again on a new one.
+                if attempt == 2:
+                    raise _unavailable(type(exc).__name__) from None
+            except httpx.HTTPError as exc:
+                raise _unavailable(type(exc).__name__) from None
         if r.status_code == 404:
             raise invalid(
                 "outside-grid",
