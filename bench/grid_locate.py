@@ -456,7 +456,7 @@ def bench_http(
     from gridgov_common.settings import ServiceSettings
     from gridgov_common.testing import Broker
 
-    broker = Broker(log_path=tmp / "tansu.log").start()
+    broker = Broker(log_path=tmp / "tansu.log", partitions=1).start()
     stack.callback(broker.stop)
     env = {
         "GRIDGOV_DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",

@@ -139,7 +139,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
-        broker = Broker(log_path=tmpdir / "tansu.log").start()
+        broker = Broker(log_path=tmpdir / "tansu.log", partitions=1).start()
         try:
             common = {
                 "GRIDGOV_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,

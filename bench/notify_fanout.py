@@ -289,7 +289,7 @@ async def environment(
 ) -> AsyncIterator[tuple[Bus, Receivers, int]]:
     """A fresh broker, notify-svc (own database) and three receivers: phases don't share load."""
     tmp = Path(tempfile.mkdtemp(prefix="notify-bench-"))
-    broker = Broker(log_path=tmp / "tansu.log").start()
+    broker = Broker(log_path=tmp / "tansu.log", partitions=1).start()
     receivers = Receivers()
     port = free_port()
     async with fresh_database(backend, args.postgres_url, tmp) as database_url:

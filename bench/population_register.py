@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         log(f"preload done: {args.persons:,} persons in {preload_s:.0f}s")
         in_process = run(measure_in_process(url, settings, sample, gen))
         log("in-process measurements done")
-        broker = Broker(log_path=tmpdir / "tansu.log").start()
+        broker = Broker(log_path=tmpdir / "tansu.log", partitions=1).start()
         try:
             env = {
                 "GRIDGOV_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,

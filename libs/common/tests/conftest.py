@@ -17,7 +17,7 @@ from gridgov_common.db import service_base
 from gridgov_common.errors import Problem
 from gridgov_common.events import CloudEvent, EventPayload, event
 from gridgov_common.settings import ServiceSettings
-from gridgov_common.testing import Broker, RunningService, serve
+from gridgov_common.testing import TEST_PARTITIONS, Broker, RunningService, serve
 
 TEST_TOPIC = "commontest.v1"
 
@@ -100,7 +100,7 @@ def settings(broker: Broker, database_url: str) -> ServiceSettings:
         outbox_poll_seconds=0.1,
         consumer_max_attempts=2,
         log_json=False,
-        topic_partitions=1,
+        topic_partitions=TEST_PARTITIONS,
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,6 +14,7 @@ from gridgov_common.bus import Bus
 from gridgov_common.db import Database
 from gridgov_common.events import CloudEvent, dlq_topic, make_event
 from gridgov_common.inbox import InboxConsumer
+from gridgov_common.testing import eventually
 
 from .conftest import TEST_TOPIC, Base, NoteRecorded, ReceivedNote, tables
 
@@ -103,5 +106,43 @@ async def test_runs_go_in_one_call_once_and_a_failing_run_is_retried_event_by_ev
         assert sorted(texts) == ["a", "b", "c", "d", "e"]
         assert inbox == 5
     finally:
+        await bus.close()
+        await db.dispose()
+
+
+async def test_a_partition_that_ends_before_the_consumers_position_is_read_again_from_the_start(
+    database_url, kafka_broker
+):
+    """A broker that restarted empty holds fewer records than the consumer had read. Kafka
+    would answer OFFSET_OUT_OF_RANGE; the embedded broker answers nothing, so without a check
+    the consumer waits at its old position and skips what is written below it."""
+    db = Database(database_url, Base.metadata)
+    await db.create_schema()
+    bus = Bus(kafka_broker.bootstrap, "reread-test")
+    inbox = InboxConsumer(db, tables, bus, "rereadtest", {NoteRecorded.event_type: Recorder()})
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id="rereadtest")
+    tp = TopicPartition(TEST_TOPIC, 0)
+    task = None
+    try:
+        for text in ("x", "y", "z"):  # the restarted broker's partition: offsets 0-2
+            evt = make_event(NoteRecorded(note_id=text, text=text), source="t", subject=text)
+            await bus.publish(TEST_TOPIC, "k", evt.model_dump_json().encode())
+        await consumer.start()
+        consumer.assign([tp])
+        consumer.seek(tp, 40)  # where this consumer was before the broker lost everything
+        task = asyncio.create_task(inbox.consume(consumer))
+
+        async def texts() -> list[str]:
+            async with db.sessions() as session:
+                got = sorted((await session.scalars(select(ReceivedNote.text))).all())
+            return got if len(got) >= 3 else []
+
+        assert await eventually(texts, timeout=20) == ["x", "y", "z"]
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await consumer.stop()
         await bus.close()
         await db.dispose()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import func, select
 
-from gridgov_common.events import dlq_topic, make_event
+from gridgov_common.events import TOPICS, dlq_topic, make_event
 from gridgov_common.testing import RunningService, eventually, token_for
 
 from .conftest import TEST_TOPIC, Note, NoteRecorded, ReceivedNote
@@ -196,6 +197,51 @@ async def test_events_a_restarted_broker_lost_are_sent_again_and_take_effect_onc
     # Sent twice, in effect once: the inbox dropped the second copies.
     assert sorted(text for _, text in rows) == [f"t{i}" for i in range(6)]
     assert sorted(await _topic_texts(broker.bootstrap)) == [f"t{i}" for i in range(6)]
+
+
+async def test_the_embedded_broker_starts_and_restarts_with_every_topic_provisioned(broker):
+    """Before any client reaches it, so none has a topic auto-created with Tansu's own
+    partition count (a consumer holding the old layout would miss the extra partition)."""
+    for _ in range(2):
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap)
+        await consumer.start()
+        try:
+            await consumer.topics()  # every topic the broker has, creating none
+            for topic in (*TOPICS, TEST_TOPIC):
+                assert consumer.partitions_for_topic(topic) == {0}, topic  # TEST_PARTITIONS
+        finally:
+            await consumer.stop()
+        broker.stop()
+        broker.start()  # same port, empty
+
+
+async def test_writes_flowing_through_a_broker_restart_each_take_effect_once(
+    svc: RunningService, broker
+):
+    """Writes keep coming while the broker stops, stays down and comes back empty: every
+    one reaches the consumer, once, on every key (a restarted broker that auto-created the
+    topic with another partition count used to strand one key's events)."""
+    svc.ctx.relay.audit_seconds = 1.0
+    texts = [str(i) for i in range(60)]
+    async with svc.client(TOKEN) as http:
+
+        async def write(text: str) -> None:
+            note = {"id": f"r{text}", "key": f"grid{int(text) % 4}", "text": text}
+            r = await http.post("/v1/notes", json=note)
+            assert r.status_code == 201, r.text
+            await asyncio.sleep(0.05)
+
+        for text in texts[:20]:
+            await write(text)
+        broker.stop()
+        for text in texts[20:40]:
+            await write(text)
+        await asyncio.sleep(2)
+        broker.start()  # same port, empty
+        for text in texts[40:]:
+            await write(text)
+        rows = await eventually(lambda: _len_at_least(received(svc), 60), timeout=60)
+    assert sorted(text for _, text in rows) == sorted(texts)
 
 
 async def test_tokens_expired_forged_missing_or_out_of_scope_are_refused(svc: RunningService):

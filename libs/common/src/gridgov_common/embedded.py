@@ -3,6 +3,7 @@ shared by ``gridgov run``, the tests, the benchmarks and the reliability suite."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import math
@@ -13,7 +14,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from .bus import Bus
+from .events.envelope import REGISTRY
+from .settings import ServiceSettings
 
 
 def free_port() -> int:
@@ -32,11 +38,21 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
 
 
 class Broker:
-    """The embedded Tansu broker as a child process (memory only: a restart empties it)."""
+    """The embedded Tansu broker as a child process (memory only: a restart empties it).
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    Every start creates the topics of every registered event type, ``partitions`` each
+    (default ``GRIDGOV_TOPIC_PARTITIONS``, as the services), as an operator provisions Kafka.
+    Otherwise the first client to reach a new or restarted broker has the topic auto-created
+    with Tansu's own count (four), and consumers still holding the old layout miss what is
+    written to the extra partition.
+    """
+
+    def __init__(
+        self, port: int | None = None, log_path: Path | None = None, partitions: int | None = None
+    ) -> None:
         self.port = port or free_port()
         self.log_path = log_path
+        self.partitions = partitions or ServiceSettings().topic_partitions
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -64,7 +80,15 @@ class Broker:
             start_new_session=True,
         )
         wait_for_port(self.port)
+        self._create_topics()
         return self
+
+    def _create_topics(self) -> None:
+        topics = sorted({spec.topic for spec in REGISTRY.values()})
+        bus = Bus(self.bootstrap, "embedded-broker")
+        # start() is called from plain code and from inside event loops: a thread of its own.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, bus.ensure_topics(topics, self.partitions, 1)).result()
 
     def stop(self) -> None:
         # SIGKILL: the broker keeps nothing anyway, and a graceful stop waits for clients.

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import IllegalStateError
 from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy import insert, select
@@ -123,7 +124,7 @@ class InboxConsumer:
             try:
                 await consumer.start()
                 backoff = 0.5
-                await self._consume(consumer)
+                await self.consume(consumer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -136,7 +137,8 @@ class InboxConsumer:
                 except Exception:
                     log.debug("consumer stop failed", exc_info=True)
 
-    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+    async def consume(self, consumer: AIOKafkaConsumer) -> None:
+        """Handle what a started consumer fetches, batch by batch, until cancelled."""
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=self.batch_size)
             self.ready.set()
@@ -148,6 +150,32 @@ class InboxConsumer:
                 # Commit per batch: a crash replays at most the uncommitted part of one batch,
                 # and the inbox makes that replay harmless.
                 await consumer.commit(offsets)
+            await self._reread_shortened(consumer)
+
+    async def _reread_shortened(self, consumer: AIOKafkaConsumer) -> None:
+        """Read again from the start a partition that now ends before our position.
+
+        Kafka answers a fetch past a partition's end with OFFSET_OUT_OF_RANGE and the consumer
+        starts over by its reset policy. The embedded broker answers with nothing: after it
+        restarts empty, a consumer would wait for the new log to grow past its old position
+        and silently skip everything written below it. The inbox drops what is read twice."""
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is None:
+                continue  # not fetched yet
+            try:
+                position = await consumer.position(tp)
+            except IllegalStateError:
+                continue  # revoked by a rebalance since
+            if position > end:
+                log.warning(
+                    "%s partition %d ends at %d, before this consumer's position: "
+                    "the broker lost records; reading it again from the start",
+                    tp.topic,
+                    tp.partition,
+                    end,
+                )
+                await consumer.seek_to_beginning(tp)
 
     async def process_batch(self, messages: list[ConsumerRecord]) -> None:
         """Handle a batch in one transaction (a savepoint per event, or per run of consecutive

@@ -18,8 +18,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from .errors import PROBLEM_JSON
-
-WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+from .ratelimit import WRITE_METHODS
 
 # When each answer happens, as a client reads it in the document.
 ANY_CALL = {
@@ -120,7 +119,7 @@ def add_problems(schema: dict[str, Any], routes: list[APIRoute]) -> None:
 def problem_statuses(route: APIRoute, method: str) -> dict[int, str]:
     """The problem answers an API operation can give (every one needs a token)."""
     statuses = dict(ANY_CALL)
-    if method in WRITES:
+    if method in WRITE_METHODS:
         statuses.update(WRITE_CALL)
     if route.body_field is not None:
         statuses.update(WITH_BODY)

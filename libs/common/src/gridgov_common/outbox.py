@@ -8,9 +8,9 @@ the broker is down. One relay runs per service at a time (a lease), which keeps 
 A broker can lose what it acknowledged (the embedded one keeps nothing across a restart; a
 Kafka cluster after an unclean leader election). So the relay audits what it wrote: after a
 broker outage, and every ``audit_seconds``, it reads back the last record it wrote to each
-partition. A topic with a partition that lost it gets its rows of the last
-``replay_seconds`` sent again, before anything newer; consumers' inboxes drop what they
-already had.
+partition; and a partition whose new offsets start at or below the last one it wrote has
+started over. A topic with a partition that lost records gets its rows of the last
+``replay_seconds`` sent again; consumers' inboxes drop what they already had.
 """
 
 from __future__ import annotations
@@ -179,9 +179,17 @@ class OutboxRelay:
             await session.execute(
                 update(t).where(t.c.id.in_([r.id for r in rows])).values(sent_at=now)
             )
+        restarted: set[str] = set()
         for row, meta in zip(rows, written, strict=True):
-            self._written[TopicPartition(meta.topic, meta.partition)] = (meta.offset, row.event_id)
+            tp = TopicPartition(meta.topic, meta.partition)
+            if tp in self._written and meta.offset <= self._written[tp][0]:
+                # The log starts over below what we wrote: the broker came back without it
+                # while the producer waited, so no send failed and no outage was seen.
+                restarted.add(tp.topic)
+            self._written[tp] = (meta.offset, row.event_id)
             PUBLISHED.labels(self.service, row.topic).inc()
+        if restarted:
+            await self._send_again(restarted)
         return len(rows)
 
     async def audit(self) -> int:
@@ -191,8 +199,10 @@ class OutboxRelay:
         if not self._written:
             return 0
         lost = {tp.topic for tp in await self.bus.missing(self._written)}
-        if not lost:
-            return 0
+        return await self._send_again(lost) if lost else 0
+
+    async def _send_again(self, lost: set[str]) -> int:
+        """Mark the last ``replay_seconds`` of rows of topics the broker lost as unsent."""
         since = utcnow() - timedelta(seconds=self.replay_seconds)
         t = self.tables.outbox
         marked = 0
@@ -206,6 +216,7 @@ class OutboxRelay:
                 REPLAYED.labels(self.service, topic).inc(count)
                 log.warning("the broker lost events of %s; sending the last %d again", topic, count)
         self._written = {tp: w for tp, w in self._written.items() if tp.topic not in lost}
+        self._wake.set()  # send them now, not at the next poll
         return marked
 
     async def backlog(self) -> int:

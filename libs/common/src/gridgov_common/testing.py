@@ -31,12 +31,14 @@ from .embedded import Broker, free_port
 from .settings import ServiceSettings
 
 POSTGRES_ENV = "GRIDGOV_TEST_POSTGRES_URL"
+# One partition per topic in the tests: events of different keys arrive in the order sent.
+TEST_PARTITIONS = 1
 
 
 @pytest.fixture
 def kafka_broker(tmp_path: Path) -> Iterator[Broker]:
     """A broker of the test's own (it starts in milliseconds), so no test sees another's events."""
-    broker = Broker(log_path=tmp_path / "tansu.log").start()
+    broker = Broker(log_path=tmp_path / "tansu.log", partitions=TEST_PARTITIONS).start()
     yield broker
     broker.stop()
 
@@ -128,7 +130,7 @@ def launch(
             "kafka_bootstrap_servers": kafka_broker.bootstrap,
             "outbox_poll_seconds": 0.2,
             "log_json": False,
-            "topic_partitions": 1,
+            "topic_partitions": TEST_PARTITIONS,
         }
         values.update(overrides)
         async with serve(main.create_app(main.definition(settings_cls(**values)))) as svc:

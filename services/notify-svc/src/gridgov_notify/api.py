@@ -48,9 +48,10 @@ Reader = Annotated[
 DeptUser = Annotated[Principal, Depends(require_roles("admin", "department"))]
 Limit = Annotated[int, Query(ge=1, le=500)]
 # A region code (district to grid); a filter on anything else matches nothing by accident.
-RegionCode = Annotated[str, Query(pattern=r"^[0-9]{6,15}$")]
+REGION_CODE = r"^[0-9]{6,15}$"
+RegionCode = Annotated[str, Query(pattern=REGION_CODE)]
 # In the path: malformed is a 422, before any scope or existence check.
-PathRegionCode = Annotated[str, Path(pattern=r"^[0-9]{6,15}$")]
+PathRegionCode = Annotated[str, Path(pattern=REGION_CODE)]
 
 
 class KnownRegionOut(BaseModel):
