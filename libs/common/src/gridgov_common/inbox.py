@@ -153,7 +153,8 @@ class InboxConsumer:
             await self._reread_shortened(consumer)
 
     async def _reread_shortened(self, consumer: AIOKafkaConsumer) -> None:
-        """Read again from the start a partition that now ends before our position.
+        """Read again a partition that now ends before our position: from our last commit
+        if that is below the end, else from the start.
 
         Kafka answers a fetch past a partition's end with OFFSET_OUT_OF_RANGE and the consumer
         starts over by its reset policy. The embedded broker answers with nothing: after it
@@ -167,15 +168,22 @@ class InboxConsumer:
                 position = await consumer.position(tp)
             except IllegalStateError:
                 continue  # revoked by a rebalance since
-            if position > end:
-                log.warning(
-                    "%s partition %d ends at %d, before this consumer's position: "
-                    "the broker lost records; reading it again from the start",
-                    tp.topic,
-                    tp.partition,
-                    end,
-                )
-                await consumer.seek_to_beginning(tp)
+            if position <= end:
+                continue
+            # Kafka's end can also lag for a moment after a leader change: then our own
+            # commit is still below it and a cheap place to read again from.
+            committed = await consumer.committed(tp)
+            again = committed if committed is not None and committed <= end else 0
+            log.warning(
+                "%s partition %d ends at %d, before this consumer's position %d; "
+                "reading it again from offset %d",
+                tp.topic,
+                tp.partition,
+                end,
+                position,
+                again,
+            )
+            consumer.seek(tp, again)  # below the log start, the reset policy applies
 
     async def process_batch(self, messages: list[ConsumerRecord]) -> None:
         """Handle a batch in one transaction (a savepoint per event, or per run of consecutive
