@@ -39,9 +39,14 @@ class Finding:
     what: str
 
 
+def _behind(state: str, want: str) -> bool:
+    return state in HAZARD_ORDER and HAZARD_ORDER.index(state) < HAZARD_ORDER.index(want)
+
+
 class Reconciler:
-    def __init__(self, driver: Driver) -> None:
+    def __init__(self, driver: Driver, catch_up_seconds: float = 60.0) -> None:
         self.d = driver
+        self.catch_up_seconds = catch_up_seconds
         self.findings: list[Finding] = []
         self.counts: Counter[str] = Counter()
 
@@ -159,6 +164,7 @@ class Reconciler:
                 delivered[a["dispatch"]["id"]].add(a["id"])
         self.counts["deliveries redelivered under the same webhook-id"] = redelivered
         acked = {w.meta["dispatch_id"]: w for w in self.accepted("ack")}
+        behind: list[tuple[Write, str, str]] = []  # the write to blame, hazard, state wanted
         for w in self.accepted("ack"):
             r = await self._get("notify", f"/v1/dispatches/{w.meta['dispatch_id']}")
             self.counts["acks checked"] += 1
@@ -197,12 +203,29 @@ class Reconciler:
                     self._find(w, "lost", f"dispatch {x['id']} neither delivered nor failed")
                 if delivered[x["id"]] and not x["delivered_at"]:
                     self._find(w, "lost", f"dispatch {x['id']} delivered, but not recorded so")
-            state = h.json()["state"]
             want = "acknowledged" if any(x["id"] in acked for x in mine) else "dispatched"
-            if (
-                mine
-                and state in HAZARD_ORDER
-                and HAZARD_ORDER.index(state) < HAZARD_ORDER.index(want)
-            ):
+            if mine and _behind(h.json()["state"], want):
                 ack = next((acked[x["id"]] for x in mine if x["id"] in acked), w)
-                self._find(ack, "lost", f"hazard {hazard_id} is {state}, expected {want}")
+                behind.append((ack, hazard_id, want))
+        await self._hazards_caught_up(behind)
+
+    async def _hazards_caught_up(self, behind: list[tuple[Write, str, str]]) -> None:
+        """Hazards whose state in inspection-svc is behind what notify-svc did: inspection-svc
+        may still be reading notify.v1 again after a broker restart (the replay holds the
+        last hour). What has not caught up within ``catch_up_seconds`` is lost."""
+        start = time.monotonic()
+        states: dict[str, str] = {}
+        while behind:
+            states = {
+                hazard_id: (await self._get("inspection", f"/v1/hazards/{hazard_id}")).json()[
+                    "state"
+                ]
+                for _, hazard_id, _ in behind
+            }
+            behind = [b for b in behind if _behind(states[b[1]], b[2])]
+            if not behind or time.monotonic() - start > self.catch_up_seconds:
+                break
+            await asyncio.sleep(1.0)
+        self.counts["seconds for inspection-svc to catch up"] = round(time.monotonic() - start)
+        for ack, hazard_id, want in behind:
+            self._find(ack, "lost", f"hazard {hazard_id} is {states[hazard_id]}, expected {want}")

@@ -156,3 +156,56 @@ async def test_a_partition_that_ends_before_the_consumers_position_is_read_again
         await consumer.stop()
         await bus.close()
         await db.dispose()
+
+
+async def test_a_partition_the_restarted_broker_refilled_past_the_position_is_read_again(
+    database_url, kafka_broker
+):
+    """The broker restarts empty and its new log grows past this consumer's position before
+    the consumer fetches again: the offsets look fine, and without the audit the consumer
+    would go on from its old position and skip the new log's first records. The audit reads
+    back what was read last before the restart, finds it gone, and the partition is read
+    again from the start."""
+    db = Database(database_url, Base.metadata)
+    await db.create_schema()
+    bus = Bus(kafka_broker.bootstrap, "audit-test")
+    handlers = {NoteRecorded.event_type: Recorder()}
+    inbox = InboxConsumer(db, tables, bus, "audittest", handlers, audit_seconds=0.3)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_broker.bootstrap, group_id="audittest", auto_offset_reset="earliest"
+    )
+    tp = TopicPartition(TEST_TOPIC, 0)
+    task = None
+
+    async def publish(texts: str) -> None:
+        for text in texts:
+            evt = make_event(NoteRecorded(note_id=text, text=text), source="t", subject=text)
+            await bus.publish(TEST_TOPIC, "k", evt.model_dump_json().encode())
+
+    async def received(n: int) -> list[str]:
+        async with db.sessions() as session:
+            got = sorted((await session.scalars(select(ReceivedNote.text))).all())
+        return got if len(got) >= n else []
+
+    try:
+        await publish("abcde")
+        await consumer.start()
+        consumer.assign([tp])
+        task = asyncio.create_task(inbox.consume(consumer))
+        assert await eventually(lambda: received(5), timeout=20) == list("abcde")
+        await asyncio.sleep(1.0)  # an audit has taken note of what was read last
+        consumer.pause(tp)  # so that it fetches nothing until the new log is longer
+        kafka_broker.stop()
+        kafka_broker.start()  # same port, empty
+        await bus.reset()
+        await publish("tuvwxyz")  # offsets 0-6: the consumer's position (5) is inside
+        consumer.resume(tp)
+        assert await eventually(lambda: received(12), timeout=30) == sorted("abcdetuvwxyz")
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await consumer.stop()
+        await bus.close()
+        await db.dispose()

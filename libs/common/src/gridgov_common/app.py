@@ -115,6 +115,7 @@ def create_app(defn: ServiceDefinition) -> FastAPI:
                 settings.service_name,
                 defn.handlers,
                 max_attempts=settings.consumer_max_attempts,
+                audit_seconds=settings.inbox_audit_seconds,
             )
         topics = list(defn.produces)
         if consumer is not None:

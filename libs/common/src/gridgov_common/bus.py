@@ -108,7 +108,7 @@ class Bus:
                 except (OffsetOutOfRangeError, TimeoutError):
                     lost.add(tp)
                     continue
-                if record.offset != offset or _event_id(record.value) != event_id:
+                if record.offset != offset or event_id_of(record.value) != event_id:
                     lost.add(tp)
             return lost
         finally:
@@ -124,7 +124,8 @@ class Bus:
         await self.reset()
 
 
-def _event_id(value: bytes | None) -> str | None:
+def event_id_of(value: bytes | None) -> str | None:
+    """The ``id`` of a CloudEvent record; ``None`` if it is not one."""
     try:
         return str(json.loads(value or b"")["id"])
     except (ValueError, KeyError, TypeError):

@@ -10,8 +10,10 @@ type, a payload that does not match its type) goes there at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,7 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .bus import Bus
+from .bus import Bus, event_id_of
 from .db import Database, PlatformTables, utcnow
 from .events import CloudEvent, EventPayload, dlq_topic
 from .events.envelope import REGISTRY
@@ -89,6 +91,7 @@ class InboxConsumer:
         *,
         max_attempts: int = 5,
         retry_base_seconds: float = 0.2,
+        audit_seconds: float = 15.0,
     ) -> None:
         unknown = [t for t in handlers if t not in REGISTRY]
         if unknown:
@@ -105,6 +108,10 @@ class InboxConsumer:
         # Small batches: one batch is one write transaction, and on SQLite every other writer
         # (the relay, delivery workers, API writes) waits for it.
         self.batch_size = 50
+        # Per partition: offset and event id of the last record handled; read back one
+        # audit_seconds (0: never) later to notice a broker that came back without it.
+        self.audit_seconds = audit_seconds
+        self._handled: dict[TopicPartition, tuple[int, str]] = {}
 
     async def run(self) -> None:
         backoff = 0.5
@@ -139,18 +146,42 @@ class InboxConsumer:
 
     async def consume(self, consumer: AIOKafkaConsumer) -> None:
         """Handle what a started consumer fetches, batch by batch, until cancelled."""
-        while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=self.batch_size)
-            self.ready.set()
-            offsets = {}
-            for tp, messages in batches.items():
-                await self.process_batch(messages)
-                offsets[TopicPartition(tp.topic, tp.partition)] = messages[-1].offset + 1
-            if offsets:
-                # Commit per batch: a crash replays at most the uncommitted part of one batch,
-                # and the inbox makes that replay harmless.
-                await consumer.commit(offsets)
-            await self._reread_shortened(consumer)
+        audit: asyncio.Task[set[TopicPartition]] | None = None
+        next_audit = time.monotonic() + self.audit_seconds
+        # What was read last as of the previous audit: if the broker restarted since, it is
+        # gone, even though the records read after the restart are where they should be.
+        anchors: dict[TopicPartition, tuple[int, str]] = {}
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=self.batch_size)
+                self.ready.set()
+                offsets = {}
+                for tp, messages in batches.items():
+                    await self.process_batch(messages)
+                    last = messages[-1]
+                    offsets[TopicPartition(tp.topic, tp.partition)] = last.offset + 1
+                    if (event_id := event_id_of(last.value)) is not None:
+                        self._handled[tp] = (last.offset, event_id)
+                if offsets:
+                    # Commit per batch: a crash replays at most the uncommitted part of one
+                    # batch, and the inbox makes that replay harmless.
+                    await consumer.commit(offsets)
+                if audit is not None and audit.done():
+                    # An audit that could not reach the broker finds nothing: the next one will.
+                    lost = set() if audit.exception() else audit.result()
+                    audit = None
+                    for tp in lost:
+                        self._read_again(consumer, tp, 0, "no longer holds what was read there")
+                if audit is None and self.audit_seconds and time.monotonic() >= next_audit:
+                    if anchors:
+                        # In the background: a lost record shows as a read timing out.
+                        audit = asyncio.create_task(self.bus.missing(anchors))
+                    anchors = dict(self._handled)
+                    next_audit = time.monotonic() + self.audit_seconds
+                await self._reread_shortened(consumer)
+        finally:
+            if audit is not None:
+                audit.cancel()
 
     async def _reread_shortened(self, consumer: AIOKafkaConsumer) -> None:
         """Read again a partition that now ends before our position: from our last commit
@@ -159,7 +190,8 @@ class InboxConsumer:
         Kafka answers a fetch past a partition's end with OFFSET_OUT_OF_RANGE and the consumer
         starts over by its reset policy. The embedded broker answers with nothing: after it
         restarts empty, a consumer would wait for the new log to grow past its old position
-        and silently skip everything written below it. The inbox drops what is read twice."""
+        and silently skip everything written below it. If the new log has already grown past
+        it, the audit (``audit_seconds``) notices that the record last read is not there."""
         for tp in consumer.assignment():
             end = consumer.highwater(tp)
             if end is None:
@@ -174,16 +206,23 @@ class InboxConsumer:
             # commit is still below it and a cheap place to read again from.
             committed = await consumer.committed(tp)
             again = committed if committed is not None and committed <= end else 0
-            log.warning(
-                "%s partition %d ends at %d, before this consumer's position %d; "
-                "reading it again from offset %d",
-                tp.topic,
-                tp.partition,
-                end,
-                position,
-                again,
-            )
-            consumer.seek(tp, again)  # below the log start, the reset policy applies
+            self._read_again(consumer, tp, again, f"ends at {end}, before position {position}")
+
+    def _read_again(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, why: str
+    ) -> None:
+        """Seek back; the inbox drops what is read twice. Below the log start, the reset
+        policy applies."""
+        log.warning(
+            "%s partition %d %s: reading it again from offset %d",
+            tp.topic,
+            tp.partition,
+            why,
+            offset,
+        )
+        self._handled.pop(tp, None)
+        with contextlib.suppress(IllegalStateError):  # revoked by a rebalance since
+            consumer.seek(tp, offset)
 
     async def process_batch(self, messages: list[ConsumerRecord]) -> None:
         """Handle a batch in one transaction (a savepoint per event, or per run of consecutive

@@ -47,6 +47,9 @@ class ServiceSettings(BaseSettings):
     # What the relay sends again of a topic the broker lost: its events of this many seconds.
     outbox_replay_seconds: float = 3600.0
     consumer_max_attempts: int = 5
+    # How often a consumer reads back the last record it handled on each partition, to notice
+    # a broker that came back without it and read the partition again (0: never); inbox.py.
+    inbox_audit_seconds: float = 15.0
     idempotency_ttl_hours: int = 48
     # Writes (POST/PUT/PATCH/DELETE) each caller may make per window, counted per replica in
     # memory unless a shared store is set (see ratelimit.py); 0 disables the limit. Generous
