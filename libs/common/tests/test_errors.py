@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncpg
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -36,6 +38,35 @@ async def test_unreachable_database_answers_503_with_retry_after(tmp_path):
     assert r.headers["content-type"] == "application/problem+json"
     assert r.headers["retry-after"] == "2"
     assert r.json()["type"].endswith("database-unavailable")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.CannotConnectNowError("the database system is not yet accepting"),
+        asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+async def test_a_database_starting_up_or_shutting_down_answers_503(error):
+    """What PostgreSQL answers while it restarts reaches us as the driver's own error (the
+    reliability suite's database restart got 500s for CannotConnectNowError)."""
+
+    async def probe():
+        raise error
+
+    r = await call(app_with(probe))
+    assert r.status_code == 503
+    assert r.json()["type"].endswith("database-unavailable")
+
+
+async def test_a_database_error_that_is_a_bug_stays_a_500():
+    async def probe():
+        raise asyncpg.exceptions.UndefinedColumnError("column does not exist")
+
+    r = await call(app_with(probe))
+    assert r.status_code == 500
 
 
 async def test_a_bug_is_a_bare_500_without_its_trace():

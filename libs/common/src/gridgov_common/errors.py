@@ -107,10 +107,19 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+# SQLSTATEs of a server that cannot be reached (class 08) or is starting up or shutting down
+# (57P01-57P03); the driver raises them as they are while connecting, e.g. asyncpg's
+# CannotConnectNowError right after PostgreSQL restarted.
+UNAVAILABLE_SQLSTATES = ("08", "57P")
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """A lost or refused database connection (or SQLite busy past its timeout), not a bug."""
     if isinstance(exc, DBAPIError):
         return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(UNAVAILABLE_SQLSTATES):
+        return True
     return isinstance(exc, ConnectionError)
 
 
