@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -18,6 +20,8 @@ from gridgov_common.inbox import InboxConsumer
 from gridgov_common.testing import eventually
 
 from .conftest import TEST_TOPIC, Base, NoteRecorded, ReceivedNote, tables
+
+PARTITION = TopicPartition(TEST_TOPIC, 0)
 
 
 class Recorder:
@@ -40,6 +44,10 @@ class Recorder:
         if payload.text == "bad":
             raise RuntimeError("bad note")
         session.add(ReceivedNote(event_id=evt.id, key="k", text=payload.text))
+
+
+def note(text: str) -> CloudEvent:
+    return make_event(NoteRecorded(note_id=text, text=text), source="t", subject=text)
 
 
 def records(events: list[CloudEvent]) -> list[ConsumerRecord]:
@@ -82,10 +90,6 @@ async def test_runs_go_in_one_call_once_and_a_failing_run_is_retried_event_by_ev
         retry_base_seconds=0.01,
     )
     try:
-
-        def note(text: str) -> CloudEvent:
-            return make_event(NoteRecorded(note_id=text, text=text), source="t", subject=text)
-
         a, b, c = note("a"), note("b"), note("c")
         # One run of three, the first one redelivered inside the same batch.
         await consumer.process_batch(records([a, b, a, c]))
@@ -111,6 +115,54 @@ async def test_runs_go_in_one_call_once_and_a_failing_run_is_retried_event_by_ev
         await db.dispose()
 
 
+@dataclass
+class Reader:
+    """An inbox with its own consumer assigned partition 0 of the test topic."""
+
+    db: Database
+    bus: Bus
+    inbox: InboxConsumer
+    consumer: AIOKafkaConsumer
+    task: asyncio.Task[None] | None = None
+
+    async def publish(self, texts: str) -> None:
+        for text in texts:
+            await self.bus.publish(TEST_TOPIC, "k", note(text).model_dump_json().encode())
+
+    def consume(self) -> None:
+        self.task = asyncio.create_task(self.inbox.consume(self.consumer))
+
+    async def received(self) -> list[str]:
+        async with self.db.sessions() as session:
+            return sorted((await session.scalars(select(ReceivedNote.text))).all())
+
+
+@contextlib.asynccontextmanager
+async def reader(
+    database_url: str, bootstrap: str, group: str, **options: Any
+) -> AsyncIterator[Reader]:
+    db = Database(database_url, Base.metadata)
+    await db.create_schema()
+    bus = Bus(bootstrap, group)
+    inbox = InboxConsumer(db, tables, bus, group, {NoteRecorded.event_type: Recorder()}, **options)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest"
+    )
+    r = Reader(db, bus, inbox, consumer)
+    try:
+        await consumer.start()
+        consumer.assign([PARTITION])
+        yield r
+    finally:
+        if r.task is not None:
+            r.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await r.task
+        await consumer.stop()
+        await bus.close()
+        await db.dispose()
+
+
 @pytest.mark.parametrize(
     ("committed", "expected"),
     [(None, ["x", "y", "z"]), (2, ["z"])],
@@ -123,39 +175,19 @@ async def test_a_partition_that_ends_before_the_consumers_position_is_read_again
     would answer OFFSET_OUT_OF_RANGE; the embedded broker answers nothing, so without a check
     the consumer waits at its old position and skips what is written below it. A commit
     below the end (Kafka's end lagging after a leader change) is where it reads again from."""
-    db = Database(database_url, Base.metadata)
-    await db.create_schema()
-    bus = Bus(kafka_broker.bootstrap, "reread-test")
-    inbox = InboxConsumer(db, tables, bus, "rereadtest", {NoteRecorded.event_type: Recorder()})
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id="rereadtest")
-    tp = TopicPartition(TEST_TOPIC, 0)
-    task = None
-    try:
-        for text in ("x", "y", "z"):  # the restarted broker's partition: offsets 0-2
-            evt = make_event(NoteRecorded(note_id=text, text=text), source="t", subject=text)
-            await bus.publish(TEST_TOPIC, "k", evt.model_dump_json().encode())
-        await consumer.start()
-        consumer.assign([tp])
+    async with reader(database_url, kafka_broker.bootstrap, "rereadtest") as r:
+        await r.publish("xyz")  # the restarted broker's partition: offsets 0-2
         if committed is not None:
-            await consumer.commit({tp: committed})
-        consumer.seek(tp, 40)  # where this consumer was before the broker lost everything
-        task = asyncio.create_task(inbox.consume(consumer))
+            await r.consumer.commit({PARTITION: committed})
+        r.consumer.seek(PARTITION, 40)  # where this consumer was before the broker lost everything
+        r.consume()
 
         async def texts() -> list[str]:
-            async with db.sessions() as session:
-                got = sorted((await session.scalars(select(ReceivedNote.text))).all())
+            got = await r.received()
             return got if "z" in got else []
 
         # Records arrive in offset order: once "z" is in, whatever was read before it is too.
         assert await eventually(texts, timeout=20) == expected
-    finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await consumer.stop()
-        await bus.close()
-        await db.dispose()
 
 
 async def test_a_partition_the_restarted_broker_refilled_past_the_position_is_read_again(
@@ -166,46 +198,20 @@ async def test_a_partition_the_restarted_broker_refilled_past_the_position_is_re
     would go on from its old position and skip the new log's first records. The audit reads
     back what was read last before the restart, finds it gone, and the partition is read
     again from the start."""
-    db = Database(database_url, Base.metadata)
-    await db.create_schema()
-    bus = Bus(kafka_broker.bootstrap, "audit-test")
-    handlers = {NoteRecorded.event_type: Recorder()}
-    inbox = InboxConsumer(db, tables, bus, "audittest", handlers, audit_seconds=0.3)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka_broker.bootstrap, group_id="audittest", auto_offset_reset="earliest"
-    )
-    tp = TopicPartition(TEST_TOPIC, 0)
-    task = None
+    async with reader(database_url, kafka_broker.bootstrap, "audittest", audit_seconds=0.3) as r:
 
-    async def publish(texts: str) -> None:
-        for text in texts:
-            evt = make_event(NoteRecorded(note_id=text, text=text), source="t", subject=text)
-            await bus.publish(TEST_TOPIC, "k", evt.model_dump_json().encode())
+        async def received(n: int) -> list[str]:
+            got = await r.received()
+            return got if len(got) >= n else []
 
-    async def received(n: int) -> list[str]:
-        async with db.sessions() as session:
-            got = sorted((await session.scalars(select(ReceivedNote.text))).all())
-        return got if len(got) >= n else []
-
-    try:
-        await publish("abcde")
-        await consumer.start()
-        consumer.assign([tp])
-        task = asyncio.create_task(inbox.consume(consumer))
+        await r.publish("abcde")
+        r.consume()
         assert await eventually(lambda: received(5), timeout=20) == list("abcde")
         await asyncio.sleep(1.0)  # an audit has taken note of what was read last
-        consumer.pause(tp)  # so that it fetches nothing until the new log is longer
+        r.consumer.pause(PARTITION)  # so that it fetches nothing until the new log is longer
         kafka_broker.stop()
         kafka_broker.start()  # same port, empty
-        await bus.reset()
-        await publish("tuvwxyz")  # offsets 0-6: the consumer's position (5) is inside
-        consumer.resume(tp)
+        await r.bus.reset()
+        await r.publish("tuvwxyz")  # offsets 0-6: the consumer's position (5) is inside
+        r.consumer.resume(PARTITION)
         assert await eventually(lambda: received(12), timeout=30) == sorted("abcdetuvwxyz")
-    finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await consumer.stop()
-        await bus.close()
-        await db.dispose()

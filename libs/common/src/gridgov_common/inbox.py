@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol, runtime_checkable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -160,7 +160,7 @@ class InboxConsumer:
                     await self.process_batch(messages)
                     last = messages[-1]
                     offsets[TopicPartition(tp.topic, tp.partition)] = last.offset + 1
-                    if (event_id := event_id_of(last.value)) is not None:
+                    if self.audit_seconds and (event_id := event_id_of(last.value)):
                         self._handled[tp] = (last.offset, event_id)
                 if offsets:
                     # Commit per batch: a crash replays at most the uncommitted part of one
@@ -178,12 +178,14 @@ class InboxConsumer:
                         audit = asyncio.create_task(self.bus.missing(anchors))
                     anchors = dict(self._handled)
                     next_audit = time.monotonic() + self.audit_seconds
-                await self._reread_shortened(consumer)
+                await self._reread_shortened(consumer, fetched=batches.keys())
         finally:
             if audit is not None:
                 audit.cancel()
 
-    async def _reread_shortened(self, consumer: AIOKafkaConsumer) -> None:
+    async def _reread_shortened(
+        self, consumer: AIOKafkaConsumer, fetched: Collection[TopicPartition]
+    ) -> None:
         """Read again a partition that now ends before our position: from our last commit
         if that is below the end, else from the start.
 
@@ -191,8 +193,9 @@ class InboxConsumer:
         starts over by its reset policy. The embedded broker answers with nothing: after it
         restarts empty, a consumer would wait for the new log to grow past its old position
         and silently skip everything written below it. If the new log has already grown past
-        it, the audit (``audit_seconds``) notices that the record last read is not there."""
-        for tp in consumer.assignment():
+        it, the audit (``audit_seconds``) notices that the record last read is not there.
+        A partition that just returned records (``fetched``) is not past its end."""
+        for tp in consumer.assignment() - set(fetched):
             end = consumer.highwater(tp)
             if end is None:
                 continue  # not fetched yet
