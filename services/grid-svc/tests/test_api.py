@@ -224,6 +224,8 @@ async def test_locate_answer_has_the_schema_and_follows_renames(grid, city):
     async with grid.client(ADMIN) as http:
         first = await http.get("/v1/locate", params={"lon": lon, "lat": lat})
         assert first.headers["content-type"] == "application/json"
+        # Served by its own route class, still through the service's middleware.
+        assert first.headers["cache-control"] == "no-store" and first.headers["x-request-id"]
         assert LocateOut.model_validate_json(first.content).model_dump(mode="json") == first.json()
         assert first.json()["point"] == [lon, lat]
         for code, name in ((city.community, "海裕新社区"), (city.grid_west, "海裕新网格")):
@@ -255,6 +257,9 @@ async def test_locate_query_errors_are_problems(grid, city):
         }
     async with grid.client(None) as anonymous:  # the token is checked before the query
         r = await anonymous.get("/v1/locate", params={"lon": "east"})
+        assert r.status_code == 401 and problem_type(r) == "unauthorized"
+        basic = {"Authorization": f"Basic {ADMIN}"}
+        r = await anonymous.get("/v1/locate", params={"lon": 113.9, "lat": 22.5}, headers=basic)
         assert r.status_code == 401 and problem_type(r) == "unauthorized"
 
 

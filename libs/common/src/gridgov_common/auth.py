@@ -193,24 +193,33 @@ def service_token(settings: ServiceSettings) -> str:
     )
 
 
+def _scope_bearer(scope: Scope) -> str | None:
+    # Straight from the ASGI headers (names are lower-case there): building Starlette's
+    # Headers for one header costs more than the cached token check that follows.
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode(errors="replace").partition(" ")
+            token = token.strip()
+            return token if scheme.lower() == "bearer" and token else None
+    return None
+
+
 def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = _scope_bearer(request.scope)
+    if token is None:
         raise _unauthorized("missing bearer token (Authorization: Bearer <jwt>)")
-    return token.strip()
+    return token
 
 
 async def scope_principal(scope: Scope) -> Principal | None:
     """The verified caller of a request seen by an ASGI middleware; None without a valid token
     (the route itself answers 401 for that)."""
-    auth = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-    scheme, _, token = auth.decode(errors="replace").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = _scope_bearer(scope)
+    if token is None:
         return None
     authenticator: Authenticator = scope["app"].state.authenticator
     try:
-        return await authenticator.verify(token.strip())
+        return await authenticator.verify(token)
     except Problem:
         return None
 

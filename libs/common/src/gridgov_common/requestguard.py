@@ -42,7 +42,8 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if "\x00" in scope["path"] or any(b in scope["query_string"] for b in (b"%00", b"\x00")):
+        query = scope["query_string"]
+        if "\x00" in scope["path"] or b"%00" in query or b"\x00" in query:
             await _answer(scope, receive, send, nul_character("the URL"))
             return
         if scope["method"] not in _WITH_BODY:
