@@ -60,6 +60,7 @@ from bench.harness import (
     http_load,
     latency_summary,
     log,
+    process_cpu_seconds,
     rss_bytes,
     run,
     terminate_on_sigterm,
@@ -368,29 +369,44 @@ def locate_requests(port: int, xs: np.ndarray, ys: np.ndarray, token: str) -> li
 
 
 async def interleaved(
-    servers: dict[str, tuple[int, list[bytes]]], profile: Profile, concurrency: int, rounds: int
-) -> tuple[dict[str, LoadResult], dict[str, list[float]]]:
+    servers: dict[str, tuple[UvicornProcess, list[bytes]]],
+    profile: Profile,
+    concurrency: int,
+    rounds: int,
+) -> tuple[dict[str, LoadResult], dict[str, list[float]], dict[str, float]]:
     """Warm every server up, then drive them in alternating rounds (A, B, A, B, ...) so a
-    change in background load on the machine hits both sides alike; rounds are combined."""
-    for port, requests in servers.values():
+    change in background load on the machine hits both sides alike; rounds are combined.
+    Also returns each server's CPU time per completed request (µs), which other work on a
+    shared machine disturbs much less than requests per second."""
+    for server, requests in servers.values():
         await http_load(
-            port, requests, concurrency=concurrency, max_requests=profile.http_warmup, max_seconds=5
+            server.port,
+            requests,
+            concurrency=concurrency,
+            max_requests=profile.http_warmup,
+            max_seconds=5,
         )
     parts: dict[str, list[LoadResult]] = {name: [] for name in servers}
+    cpu = dict.fromkeys(servers, 0.0)
     for _ in range(rounds):
-        for name, (port, requests) in servers.items():
+        for name, (server, requests) in servers.items():
+            assert server.process is not None
+            pid = server.process.pid
+            before = process_cpu_seconds(pid)
             parts[name].append(
                 await http_load(
-                    port,
+                    server.port,
                     requests,
                     concurrency=concurrency,
                     max_requests=math.ceil(profile.http_requests / rounds),
                     max_seconds=profile.http_seconds / rounds,
                 )
             )
+            cpu[name] += process_cpu_seconds(pid) - before
     combined = {name: combine(results) for name, results in parts.items()}
     per_round = {name: [r.requests_per_s for r in results] for name, results in parts.items()}
-    return combined, per_round
+    cpu_us = {name: 1e6 * cpu[name] / combined[name].completed for name in servers}
+    return combined, per_round, cpu_us
 
 
 async def check_answers(
@@ -481,11 +497,11 @@ def bench_http(
     sample = 200
     mismatches = run(check_answers(grid.url, token, xs[:sample], ys[:sample], answers[:sample]))
     servers = {
-        "locate": (grid.port, locate_requests(grid.port, xs[:n_req], ys[:n_req], token)),
-        "bare": (bare.port, locate_requests(bare.port, xs[:n_req], ys[:n_req], token)),
+        "locate": (grid, locate_requests(grid.port, xs[:n_req], ys[:n_req], token)),
+        "bare": (bare, locate_requests(bare.port, xs[:n_req], ys[:n_req], token)),
     }
     log(f"GET /v1/locate vs bare endpoint, {HTTP_ROUNDS} alternating rounds…")
-    loads, per_round = run(interleaved(servers, profile, concurrency, HTTP_ROUNDS))
+    loads, per_round, cpu_us = run(interleaved(servers, profile, concurrency, HTTP_ROUNDS))
     locate, bare_load = loads["locate"], loads["bare"]
     log(f"GET /v1/locate: {locate.requests_per_s:,.0f} req/s, {locate.errors} errors")
     log(f"bare endpoint: {bare_load.requests_per_s:,.0f} req/s, {bare_load.errors} errors")
@@ -504,6 +520,7 @@ def bench_http(
         summary = load.summary()
         summary["non_200"] = load.completed - load.statuses.get(200, 0)
         summary["requests_per_s_by_round"] = per_round[name]
+        summary["server_cpu_us_per_request"] = cpu_us[name]
         summaries[name] = summary
     summaries["locate"]["answer_mismatches"] = {"checked": sample, "mismatches": mismatches}
     return {
@@ -517,6 +534,8 @@ def bench_http(
         "locate_batch": batch,
         "bare": summaries["bare"],
         "locate_vs_bare": locate.requests_per_s / bare_load.requests_per_s,
+        # The same comparison by server CPU time per request (bare's over locate's).
+        "locate_vs_bare_by_cpu": cpu_us["bare"] / cpu_us["locate"],
     }
 
 
@@ -705,6 +724,7 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
         },
         "http_locate_vs_bare": check(http.get("locate_vs_bare"), TARGETS["http_vs_bare"], unit="x"),
         "info_in_process_single_p99_us": single_p99,
+        "info_http_locate_vs_bare_by_server_cpu": http.get("locate_vs_bare_by_cpu"),
     }
 
 

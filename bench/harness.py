@@ -107,6 +107,13 @@ def check(value: float | None, target: float, *, unit: str = "") -> dict[str, An
     return {"value": value, "target": f">= {target:g}{unit}", "pass": ok}
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), its threads included."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_bytes(pid: int | str = "self") -> int:
     """Resident set size of a process from /proc (Linux), without psutil."""
     with open(f"/proc/{pid}/statm") as f:

@@ -40,6 +40,7 @@ import httpx
 from sqlalchemy.engine import make_url
 from standardwebhooks import Webhook
 
+from bench.harness import process_cpu_seconds
 from gridgov_common.auth import issue_token
 from gridgov_common.bus import Bus
 from gridgov_common.embedded import Broker, free_port, wait_for_port
@@ -226,13 +227,6 @@ async def run_phase(
         "bad_signatures": sum(bad for _, bad, _ in taken),
         "duplicate_deliveries": sum(dup for _, _, dup in taken),
     }
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), its threads included."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _ms(v: float | None) -> float | None:
