@@ -55,7 +55,7 @@ screenshots: env dashboard-deps chromium $(CJK_FONT) ## the README's dashboard p
 lint: env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy libs/common/src
+	$(BIN)/mypy libs/common/src services/*/src
 
 format: env
 	$(BIN)/ruff check --fix .

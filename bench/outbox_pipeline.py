@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import MetaData
 
 from gridgov_common.bus import Bus
-from gridgov_common.db import Database, service_base
+from gridgov_common.db import Database, PlatformTables
 from gridgov_common.events import CloudEvent, EventPayload, event, make_event
 from gridgov_common.inbox import InboxConsumer
 from gridgov_common.outbox import OutboxRelay, record
@@ -46,12 +47,14 @@ def percentile(values: list[float], q: float) -> float:
 
 class Pipeline:
     def __init__(self, tmp: Path, bootstrap: str) -> None:
-        base, self.tables = service_base()
-        consumer_base, self.consumer_tables = service_base()
-        self.db = Database(f"sqlite+aiosqlite:///{tmp}/producer.db", base.metadata)
-        self.consumer_db = Database(
-            f"sqlite+aiosqlite:///{tmp}/consumer.db", consumer_base.metadata
+        # Only the platform tables (outbox, inbox, ...), each side in its own database.
+        metadata, consumer_metadata = MetaData(), MetaData()
+        self.tables, self.consumer_tables = (
+            PlatformTables(metadata),
+            PlatformTables(consumer_metadata),
         )
+        self.db = Database(f"sqlite+aiosqlite:///{tmp}/producer.db", metadata)
+        self.consumer_db = Database(f"sqlite+aiosqlite:///{tmp}/consumer.db", consumer_metadata)
         self.bus = Bus(bootstrap, "bench")
         self.relay = OutboxRelay(self.db, self.tables, self.bus, "bench", poll_seconds=0.5)
         self.received: dict[tuple[str, int], float] = {}

@@ -9,11 +9,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import String, Text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gridgov_common.app import Ctx, ServiceDefinition, create_app
 from gridgov_common.auth import CurrentPrincipal
-from gridgov_common.db import service_base
+from gridgov_common.db import PlatformTables
 from gridgov_common.errors import Problem
 from gridgov_common.events import CloudEvent, EventPayload, event
 from gridgov_common.settings import ServiceSettings
@@ -28,7 +28,11 @@ class NoteRecorded(EventPayload):
     text: str
 
 
-Base, tables = service_base()
+class Base(DeclarativeBase):
+    pass
+
+
+tables = PlatformTables(Base.metadata)
 
 
 class Note(Base):

@@ -1,8 +1,8 @@
 """Async database handling shared by every service: SQLite (embedded) and PostgreSQL/PostGIS.
 
-Each service declares its own ``Base`` with :func:`service_base`; the platform tables (outbox,
-inbox, idempotency keys, leases) are added to that metadata so they live in the service's own
-database and commit in the same transactions as its domain rows.
+Each service declares its own ``Base`` (a ``DeclarativeBase``) and adds the platform tables
+(outbox, inbox, idempotency keys, leases) to its metadata with :class:`PlatformTables`, so they
+live in the service's own database and commit in the same transactions as its domain rows.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.orm import Session
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for long-lived tables.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -193,15 +193,6 @@ class PlatformTables:
             Column("holder", String(100), nullable=False),
             Column("expires_at", UTCDateTime, nullable=False),
         )
-
-
-def service_base() -> tuple[type[DeclarativeBase], PlatformTables]:
-    """A fresh declarative base for one service, with the platform tables on its metadata."""
-
-    class Base(DeclarativeBase):
-        pass
-
-    return Base, PlatformTables(Base.metadata)
 
 
 class Database:

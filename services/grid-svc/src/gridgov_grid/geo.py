@@ -525,7 +525,7 @@ class _Edges:
     @classmethod
     def build(cls, geoms: np.ndarray) -> _Edges:
         if not len(geoms):
-            return cls(*(np.zeros(0) for _ in range(2)), np.zeros(0, bool), np.zeros(1, np.intp))
+            return cls(np.zeros(0), np.zeros(0), np.zeros(0, bool), np.zeros(1, np.intp))
         kind, coords, offsets = shapely.to_ragged_array(geoms)
         rings = offsets[0]  # coordinate offsets of the rings
         # Ring offsets of each grid: polygons map grids to rings directly, multipolygons

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Table
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from gridgov_common.db import Geometry, UTCDateTime, gist_index, service_base, utcnow
+from gridgov_common.db import Geometry, PlatformTables, UTCDateTime, gist_index, utcnow
 
-Base, tables = service_base()
+
+class Base(DeclarativeBase):
+    """Declarative base of grid-svc's tables."""
+
+    # Every mapping here is a Table: typed so, for the Core statements built on them.
+    __table__: ClassVar[Table]
+
+
+tables = PlatformTables(Base.metadata)
 
 
 class Region(Base):

@@ -58,8 +58,8 @@ def region_out(
 ) -> RegionOut:
     return RegionOut(
         code=region.code,
-        level=region.level,
-        kind=region.kind,  # type: ignore[arg-type]
+        level=region.level,  # type: ignore[arg-type]
+        kind=region.kind,
         name=region.name,
         parent_code=region.parent_code,
         status=region.status,  # type: ignore[arg-type]
@@ -67,7 +67,7 @@ def region_out(
         households=region.households,
         residents=region.residents,
         boundary=geo.to_geojson(region.boundary) if with_boundary and region.boundary else None,
-        ancestors=[{"code": a.code, "name": a.name, "level": a.level} for a in ancestors],
+        ancestors=[{"code": a.code, "name": a.name, "level": a.level} for a in ancestors],  # type: ignore[misc]
         replaced_by=list(region.replaced_by or []),
         version=region.version,
     )

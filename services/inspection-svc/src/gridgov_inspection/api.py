@@ -522,7 +522,7 @@ async def sample_spot_checks(
             body.since,
             body.until,
             body.inspectors,
-            body.share or ctx.settings.spot_check_share,
+            body.share or ctx.settings.spot_check_share,  # type: ignore[attr-defined]
             principal.visible_prefixes(body.region),
             body.seed,
         )

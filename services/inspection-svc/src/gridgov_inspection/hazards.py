@@ -93,11 +93,11 @@ async def transition(
             hazard_id=hazard.id,
             grid_code=hazard.grid_code,
             from_state=from_state,  # type: ignore[arg-type]
-            to_state=to_state,
+            to_state=to_state,  # type: ignore[arg-type]
             actor=actor,
             reason=reason,
             at=at,
-            rework=rework,  # type: ignore[arg-type]
+            rework=rework,
         ),
         subject=hazard.id,
         gridcode=hazard.grid_code,

@@ -289,7 +289,7 @@ async def _record(
                     .values(sun_counter=counter)
                     .execution_options(synchronize_session=False)
                 )
-                if res.rowcount != 1:  # type: ignore[attr-defined]
+                if res.rowcount != 1:
                     raise Problem(
                         409,
                         "sun-counter-replayed",
@@ -418,9 +418,9 @@ async def _record(
                         venue_id=cp.venue_id,
                         grid_code=cp.grid_code,
                         location=(cp.lon, cp.lat),
-                        from_colour=before,  # type: ignore[arg-type]
+                        from_colour=before,
                         to_colour=cp.colour,
-                        at=now,  # type: ignore[arg-type]
+                        at=now,
                     ),
                     subject=cp.id,
                     gridcode=cp.grid_code,

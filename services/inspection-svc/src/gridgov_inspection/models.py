@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -14,14 +14,23 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from gridgov_common.db import BigId, Geometry, UTCDateTime, service_base, utcnow
+from gridgov_common.db import BigId, Geometry, PlatformTables, UTCDateTime, utcnow
 
-Base, tables = service_base()
+
+class Base(DeclarativeBase):
+    """Declarative base of inspection-svc's tables."""
+
+    # Every mapping here is a Table: typed so, for the Core statements built on them.
+    __table__: ClassVar[Table]
+
+
+tables = PlatformTables(Base.metadata)
 
 
 class GridRegion(Base):

@@ -92,7 +92,9 @@ def department_out(d: Department) -> DepartmentOut:
         jurisdictions=list(d.jurisdictions),
         parent_id=d.parent_id,
         webhook=(
-            {"url": d.webhook_url, "secrets": deps.public_secrets(d)} if d.webhook_url else None
+            {"url": d.webhook_url, "secrets": deps.public_secrets(d)}  # type: ignore[arg-type]
+            if d.webhook_url
+            else None
         ),
         sse_enabled=d.sse_enabled,
         active=d.active,

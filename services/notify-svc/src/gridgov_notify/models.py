@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from gridgov_common.db import BigId, UTCDateTime, service_base, utcnow
+from gridgov_common.db import BigId, PlatformTables, UTCDateTime, utcnow
 
-Base, tables = service_base()
+
+class Base(DeclarativeBase):
+    """Declarative base of notify-svc's tables."""
+
+    # Every mapping here is a Table: typed so, for the Core statements built on them.
+    __table__: ClassVar[Table]
+
+
+tables = PlatformTables(Base.metadata)
 
 
 class KnownRegion(Base):

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridgov_common.events import CloudEvent
 from gridgov_common.events.grid import MemberState, RegionState
+from gridgov_common.inbox import Handler
 
 from .models import Coordinator, KnownGrid
 
@@ -54,7 +55,7 @@ async def on_member_removed(session: AsyncSession, evt: CloudEvent, payload: Mem
     row.active = False
 
 
-HANDLERS = {
+HANDLERS: dict[str, Handler] = {
     "gridgov.grid.region.created": on_region,
     "gridgov.grid.region.updated": on_region,
     "gridgov.grid.region.retired": on_region,
