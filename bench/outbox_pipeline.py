@@ -49,10 +49,8 @@ class Pipeline:
     def __init__(self, tmp: Path, bootstrap: str) -> None:
         # Only the platform tables (outbox, inbox, ...), each side in its own database.
         metadata, consumer_metadata = MetaData(), MetaData()
-        self.tables, self.consumer_tables = (
-            PlatformTables(metadata),
-            PlatformTables(consumer_metadata),
-        )
+        self.tables = PlatformTables(metadata)
+        self.consumer_tables = PlatformTables(consumer_metadata)
         self.db = Database(f"sqlite+aiosqlite:///{tmp}/producer.db", metadata)
         self.consumer_db = Database(f"sqlite+aiosqlite:///{tmp}/consumer.db", consumer_metadata)
         self.bus = Bus(bootstrap, "bench")
